@@ -73,7 +73,7 @@ int tld_key_name(const uint8_t *key, size_t keylen, uint8_t *name);
 int tld_name_to_text(const uint8_t *name, char *buf, size_t buflen);
 
 /* Parses an absolute or relative presentation name (a missing final dot means
- * absolute, as on a command line; "@" is not accepted). Escapes \X and \DDD
+ * absolute, as on a command line; "@" is an ordinary label, not the origin). Escapes \X and \DDD
  * are honoured. Writes the wire form to out (TLD_NAME_MAX bytes) and returns
  * its length, or TLD_ENAME. */
 int tld_name_from_text(const char *text, uint8_t *out);

@@ -323,7 +323,7 @@ int tld_store_open(tld_store **out, const char *dir, const tld_store_opts *opts,
 		err = tld_store_err(rc, eb, dir);
 		goto fail;
 	}
-	if ((err = check_identity(st, txn, !opts->read_only, dir, eb)) < 0)
+	if ((err = check_identity(st, txn, fresh && !opts->read_only, dir, eb)) < 0)
 		goto fail;
 	rc = mdb_txn_commit(txn); /* also for read-only: aborting would close the dbis */
 	txn = NULL;
@@ -331,7 +331,6 @@ int tld_store_open(tld_store **out, const char *dir, const tld_store_opts *opts,
 		err = tld_store_err(rc, eb, dir);
 		goto fail;
 	}
-	(void)fresh;
 	*out = st;
 	return TLD_OK;
 fail:
@@ -779,7 +778,9 @@ static int drop_zid_range(MDB_txn *txn, MDB_dbi dbi, uint32_t zid)
 	while (rc == 0 && k.mv_size >= ZID_LEN && memcmp(k.mv_data, prefix, ZID_LEN) == 0) {
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+		/* MDB_GET_CURRENT fails once the database is empty: seek again. */
+		k = (MDB_val){ZID_LEN, prefix};
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
@@ -973,7 +974,8 @@ int tld_journal_trim(tld_writer *w, const tld_zone *z, uint64_t keep_from, tld_e
 	while (rc == 0 && k.mv_size == sizeof(stop) && memcmp(k.mv_data, stop, sizeof(stop)) < 0) {
 		if ((rc = mdb_cursor_del(cur, 0)) != 0)
 			break;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+		k = (MDB_val){sizeof(key), key};
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	}
 	mdb_cursor_close(cur);
 	return (rc == 0 || rc == MDB_NOTFOUND) ? TLD_OK : tld_store_err(rc, eb, "journal trim");
