@@ -1,9 +1,11 @@
 /* tldctl.c - operator's tool: import zones into a store, look names up, dump zones. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "dns/name.h"
@@ -125,7 +127,8 @@ static int open_store(const struct opts *o, bool writable, tld_store **st)
 	tld_store_opts so = {.map_size = o->map_size, .read_only = !writable, .create = writable};
 	int err = tld_store_open(st, o->store, &so, &eb);
 	if (err < 0)
-		return fail("%s (%s)", eb.msg[0] ? eb.msg : o->store, tld_strerror(err));
+		return eb.msg[0] ? fail("%s%s", eb.msg, "")
+		                 : fail("%s: %s", o->store, tld_strerror(err));
 	return EXIT_OK;
 }
 
@@ -133,7 +136,7 @@ static int parse_name(const char *text, uint8_t *name)
 {
 	if (tld_name_from_text(text, name) < 0) {
 		fprintf(stderr, "tldctl: %s: not a valid domain name\n", text);
-		return EXIT_USAGE;
+		return usage(NULL);
 	}
 	return EXIT_OK;
 }
@@ -152,6 +155,8 @@ static int cmd_import(struct opts *o)
 			return rc;
 		io.origin = origin;
 	}
+	if (access(o->argv[0], R_OK) != 0) /* before the store is created */
+		return fail("import failed, store unchanged: %s: %s", o->argv[0], strerror(errno));
 	tld_store *st;
 	int rc = open_store(o, true, &st);
 	if (rc != EXIT_OK)
@@ -233,7 +238,7 @@ static int lookup_in(tld_reader *r, const uint8_t *name, uint16_t type, struct p
 {
 	tld_zone z;
 	char text[TLD_NAME_TXTMAX];
-	int err = tld_zone_find(r, name, &z);
+	int err = tld_zone_find_qtype(r, name, type, &z);
 	if (err == TLD_ENOENT) {
 		tld_name_to_text(name, text, sizeof(text));
 		printf(";; REFUSED: no zone in the store contains %s\n", text);
@@ -248,6 +253,8 @@ static int lookup_in(tld_reader *r, const uint8_t *name, uint16_t type, struct p
 		err = print_delegation(r, &z, cut, pc);
 	else if (err == TLD_ENOENT || err > 0)
 		err = print_at(r, &z, name, type == TLD_T_ANY ? 0 : type, pc);
+	if (err == 0 && pc->printed == 0 && type != TLD_T_CNAME)
+		err = print_at(r, &z, name, TLD_T_CNAME, pc);
 	if (err < 0)
 		return fail("lookup: %s%s", pc->eb.msg[0] ? pc->eb.msg : tld_strerror(err), "");
 	if (pc->printed > 0)

@@ -242,9 +242,19 @@ static void on_record(zs_scanner_t *s)
 static void on_error(zs_scanner_t *s)
 {
 	tld_zdata *zd = s->process.data;
-	tld_errf(zd->eb, TLD_ESYNTAX, "%s:%" PRIu64 ": %s", s->file.name ? s->file.name : "-",
-	         s->line_counter, zs_strerror(s->error.code));
-	scan_stop(s, zd, TLD_ESYNTAX);
+	/* An error inside an $INCLUDEd file was already reported with its own
+	 * file and line; the including scanner then fails too: keep the first. */
+	if (zd->err == 0) {
+		const char *file = s->file.name ? s->file.name : "-";
+		if (s->error.code == ZS_FILE_OPEN && s->include_filename[0] != 0)
+			tld_errf(zd->eb, TLD_ESYNTAX,
+			         "%s:%" PRIu64 ": cannot open $INCLUDE file %s", file,
+			         s->line_counter, s->include_filename);
+		else
+			tld_errf(zd->eb, TLD_ESYNTAX, "%s:%" PRIu64 ": %s", file, s->line_counter,
+			         zs_strerror(s->error.code));
+	}
+	scan_stop(s, zd, zd->err != 0 ? zd->err : TLD_ESYNTAX);
 }
 
 static int zdata_new(const tld_import_opts *o, tld_import_stats *stats, tld_errbuf *eb,
@@ -648,11 +658,10 @@ static void check_ttls(tld_zdata *zd, size_t begin, size_t end)
 
 /* ---- public ---- */
 
-static int finish_load(tld_zdata *zd, tld_import_stats *stats, double t0)
+static int finish_load(tld_zdata *zd, const char *name, tld_import_stats *stats, double t0)
 {
 	if (!zd->have_apex)
-		return tld_errf(zd->eb, TLD_EZONE, "%s: no SOA record",
-		                zd->nfiles ? zd->files[0] : "zone");
+		return tld_errf(zd->eb, TLD_EZONE, "%s: no SOA record", name);
 	stats->parse_s = now_s() - t0;
 	double t1 = now_s();
 	int err = sort_records(zd);
@@ -669,7 +678,7 @@ static int load_with(zs_scanner_t *s, tld_zdata *zd, const char *name, tld_impor
 	int err = scan(s, zd, name);
 	zs_deinit(s);
 	if (err == 0)
-		err = finish_load(zd, stats, t0);
+		err = finish_load(zd, name, stats, t0);
 	return err;
 }
 
@@ -707,9 +716,12 @@ static int load_common(input_fn set_input, const void *arg, size_t len, const ch
 		return tld_errf(eb, TLD_ENOMEM, "out of memory");
 	}
 	if ((err = scanner_init(s, o, eb)) == 0) {
+		errno = 0;
 		if (set_input(s, arg, len) != 0) {
-			err = tld_errf(eb, errno == ENOENT ? TLD_ENOENT : TLD_EIO, "%s: %s", name,
-			               zs_strerror(s->error.code));
+			int e = errno;
+			err =
+			    tld_errf(eb, e == ENOENT ? TLD_ENOENT : TLD_EIO, "%s: cannot read: %s",
+			             name, e != 0 ? strerror(e) : zs_strerror(s->error.code));
 			zs_deinit(s);
 		} else {
 			err = load_with(s, zd, name, stats, t0);

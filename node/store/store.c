@@ -76,7 +76,8 @@ int tld_store_err(int rc, tld_errbuf *eb, const char *what)
 	case MDB_VERSION_MISMATCH:
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
-		return tld_errf(eb, TLD_EFOREIGN, "%s: %s", what, mdb_strerror(rc));
+		return tld_errf(eb, TLD_EFOREIGN, "%s: not a tldnode store, or a corrupt one (%s)",
+				what, mdb_strerror(rc));
 	case ENOMEM:
 		return tld_errf(eb, TLD_ENOMEM, "%s: out of memory", what);
 	case ENOSPC:
@@ -476,6 +477,17 @@ int tld_zone_find(tld_reader *r, const uint8_t *name, tld_zone *out)
 		if (len == 1)
 			return TLD_ENOENT;
 	}
+}
+
+int tld_zone_find_qtype(tld_reader *r, const uint8_t *name, uint16_t qtype, tld_zone *out)
+{
+	int err = tld_zone_find(r, name, out);
+	if (err < 0 || qtype != 43 /* DS */ || name[0] == 0 || out->apex_len != tld_name_len(name))
+		return err;
+	tld_zone parent;
+	if (tld_zone_find(r, name + 1 + name[0], &parent) == 0)
+		*out = parent;
+	return TLD_OK;
 }
 
 int tld_zone_foreach(tld_reader *r, int (*fn)(const tld_zone *z, void *ctx), void *ctx)

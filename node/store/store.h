@@ -157,6 +157,11 @@ int tld_zone_get(tld_reader *r, const uint8_t *apex, tld_zone *out);
  * TLD_ENOENT if no served zone contains name. */
 int tld_zone_find(tld_reader *r, const uint8_t *name, tld_zone *out);
 
+/* As tld_zone_find(), but for qtype DS at a zone's apex returns the parent
+ * zone when the store serves it: DS lives on the parent side of a cut
+ * (RFC 4035 3.1.4.1). */
+int tld_zone_find_qtype(tld_reader *r, const uint8_t *name, uint16_t qtype, tld_zone *out);
+
 /* Calls fn for every zone in canonical order of apex; stops early and returns
  * fn's value if fn returns non-zero. */
 int tld_zone_foreach(tld_reader *r, int (*fn)(const tld_zone *z, void *ctx), void *ctx);

@@ -1,0 +1,695 @@
+/* server.c - worker threads, each with its own libuv loop and SO_REUSEPORT sockets. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#define TCP_MSG_MAX   65535
+#define TCP_BACKLOG   1024
+#define PKTINFO_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
+#define UDP_ROUNDS    16 /* recvmmsg calls per readiness event, for fairness with TCP */
+
+struct worker;
+
+struct udp_sock {
+	int fd;
+	bool wildcard; /* bound to 0.0.0.0/:: : answer from the query's destination */
+	int family;
+	uv_poll_t poll;
+	struct worker *w;
+};
+
+struct tcp_listener {
+	int fd;
+	uv_tcp_t h;
+	struct worker *w;
+};
+
+struct tcp_conn {
+	uv_tcp_t h;
+	uv_timer_t timer;
+	struct worker *w;
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	unsigned inflight; /* writes queued, not yet completed */
+	unsigned closing;  /* handles still to close */
+	bool paused, eof;
+	struct sockaddr_storage peer;
+	int peer_len;
+};
+
+struct write_req {
+	uv_write_t req;
+	struct tcp_conn *c;
+	uint8_t data[];
+};
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct tld_server *srv;
+	uv_loop_t loop;
+	uv_async_t stop_async;
+	void *ctx;
+	int init_err;
+	struct udp_sock udp[TLD_LISTEN_MAX];
+	struct tcp_listener tcp[TLD_LISTEN_MAX];
+	unsigned nsock;
+	unsigned tcp_conns;
+	bool stopping;
+	/* UDP batch buffers: nothing is allocated per packet. */
+	struct mmsghdr in[TLD_UDP_BATCH], out[TLD_UDP_BATCH];
+	struct iovec iov_in[TLD_UDP_BATCH], iov_out[TLD_UDP_BATCH];
+	struct sockaddr_storage from[TLD_UDP_BATCH];
+	uint8_t cmsg_in[TLD_UDP_BATCH][PKTINFO_SPACE];
+	uint8_t cmsg_out[TLD_UDP_BATCH][PKTINFO_SPACE];
+	uint8_t inbuf[TLD_UDP_BATCH][TLD_UDP_MSG_MAX];
+	uint8_t outbuf[TLD_UDP_BATCH][TLD_UDP_MSG_MAX];
+	uint8_t tcp_out[2 + TCP_MSG_MAX];
+};
+
+struct tld_server {
+	tld_server_opts opts;
+	tld_handler h;
+	struct worker **workers;
+	unsigned nworkers;
+	sem_t ready;
+};
+
+/* ---- options and addresses ---- */
+
+void tld_server_opts_default(tld_server_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->rcvbuf = 4 << 20;
+	o->sndbuf = 4 << 20;
+	o->tcp_max_conns = 512;
+	o->tcp_idle_ms = 10000;
+	o->tcp_max_pipeline = 100;
+}
+
+int tld_addr_parse(const char *text, struct sockaddr_storage *out)
+{
+	char host[128];
+	const char *port = NULL;
+	memset(out, 0, sizeof(*out));
+	if (text[0] == '[') {
+		const char *end = strchr(text, ']');
+		if (end == NULL || (size_t)(end - text - 1) >= sizeof(host) || end[1] != ':')
+			return TLD_EINVAL;
+		memcpy(host, text + 1, (size_t)(end - text - 1));
+		host[end - text - 1] = 0;
+		port = end + 2;
+	} else {
+		const char *colon = strrchr(text, ':');
+		if (colon == NULL || strchr(text, ':') != colon ||
+		    (size_t)(colon - text) >= sizeof(host))
+			return TLD_EINVAL;
+		memcpy(host, text, (size_t)(colon - text));
+		host[colon - text] = 0;
+		port = colon + 1;
+	}
+	char *end;
+	unsigned long p = strtoul(port, &end, 10);
+	if (*port == 0 || *end != 0 || p > 65535)
+		return TLD_EINVAL;
+	struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)p);
+		return TLD_OK;
+	}
+	if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)p);
+		return TLD_OK;
+	}
+	return TLD_EINVAL;
+}
+
+void tld_addr_format(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const void *)sa;
+		inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(v4->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const void *)sa;
+		inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(v6->sin6_port));
+	} else {
+		snprintf(buf, len, "?");
+	}
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+static bool addr_is_wildcard(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* ---- sockets ---- */
+
+static int sock_open(const struct sockaddr_storage *ss, int type, const tld_server_opts *o,
+                     tld_errbuf *eb)
+{
+	char text[80];
+	tld_addr_format((const struct sockaddr *)ss, text, sizeof(text));
+	int fd = socket(ss->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return tld_errf(eb, TLD_EIO, "%s: socket: %s", text, strerror(errno));
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+		goto fail;
+	if (ss->ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+		goto fail;
+	if (type == SOCK_DGRAM) {
+		if (o->rcvbuf > 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &o->rcvbuf, sizeof(o->rcvbuf));
+		if (o->sndbuf > 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &o->sndbuf, sizeof(o->sndbuf));
+		if (addr_is_wildcard(ss)) {
+			int rc =
+			    ss->ss_family == AF_INET
+			        ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one))
+			        : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
+			if (rc != 0)
+				goto fail;
+		}
+	} else {
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (bind(fd, (const struct sockaddr *)ss, addr_len(ss)) != 0)
+		goto fail;
+	return fd;
+fail:;
+	int e = errno;
+	close(fd);
+	return tld_errf(eb, TLD_EIO, "%s (%s): %s", text, type == SOCK_DGRAM ? "udp" : "tcp",
+	                strerror(e));
+}
+
+/* ---- UDP ---- */
+
+static void udp_prepare_recv(struct worker *w)
+{
+	for (unsigned i = 0; i < TLD_UDP_BATCH; i++) {
+		w->iov_in[i].iov_base = w->inbuf[i];
+		w->iov_in[i].iov_len = TLD_UDP_MSG_MAX;
+		struct msghdr *m = &w->in[i].msg_hdr;
+		m->msg_name = &w->from[i];
+		m->msg_namelen = sizeof(w->from[i]);
+		m->msg_iov = &w->iov_in[i];
+		m->msg_iovlen = 1;
+		m->msg_control = w->cmsg_in[i];
+		m->msg_controllen = PKTINFO_SPACE;
+		m->msg_flags = 0;
+	}
+}
+
+/* Copies the query's destination address into the reply's source (cmsg). */
+static size_t udp_reply_source(const struct msghdr *in, uint8_t *out)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)in); c != NULL;
+	     c = CMSG_NXTHDR((struct msghdr *)in, c)) {
+		struct cmsghdr *o = (struct cmsghdr *)out;
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			pi.ipi_spec_dst = pi.ipi_addr;
+			pi.ipi_ifindex = 0;
+			o->cmsg_level = IPPROTO_IP;
+			o->cmsg_type = IP_PKTINFO;
+			o->cmsg_len = CMSG_LEN(sizeof(pi));
+			memcpy(CMSG_DATA(o), &pi, sizeof(pi));
+			return CMSG_SPACE(sizeof(pi));
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			o->cmsg_level = IPPROTO_IPV6;
+			o->cmsg_type = IPV6_PKTINFO;
+			o->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
+			memcpy(CMSG_DATA(o), CMSG_DATA(c), sizeof(struct in6_pktinfo));
+			return CMSG_SPACE(sizeof(struct in6_pktinfo));
+		}
+	}
+	return 0;
+}
+
+static void udp_send_all(struct udp_sock *u, struct mmsghdr *out, unsigned n)
+{
+	unsigned sent = 0;
+	while (sent < n) {
+		int rc = sendmmsg(u->fd, out + sent, n - sent, 0);
+		if (rc < 0) {
+			if (errno == EINTR)
+				continue;
+			sent++; /* skip the message that failed (e.g. unreachable peer) */
+			continue;
+		}
+		sent += (unsigned)rc;
+	}
+}
+
+/* One recvmmsg batch: answer and send. Returns messages read (0: drained). */
+static int udp_batch(struct udp_sock *u)
+{
+	struct worker *w = u->w;
+	const tld_handler *h = &w->srv->h;
+	udp_prepare_recv(w);
+	int n = recvmmsg(u->fd, w->in, TLD_UDP_BATCH, MSG_DONTWAIT, NULL);
+	if (n <= 0)
+		return 0;
+	unsigned nout = 0;
+	tld_peer peer = {.transport = TLD_UDP};
+	h->batch_begin(w->ctx);
+	for (int i = 0; i < n; i++) {
+		struct msghdr *m = &w->in[i].msg_hdr;
+		if (m->msg_flags & MSG_TRUNC)
+			continue; /* over TLD_UDP_MSG_MAX: not a query we serve */
+		peer.remote = (const struct sockaddr *)&w->from[i];
+		peer.remote_len = m->msg_namelen;
+		size_t len = h->answer(w->ctx, w->inbuf[i], w->in[i].msg_len, w->outbuf[nout],
+		                       TLD_UDP_MSG_MAX, &peer);
+		if (len == 0)
+			continue;
+		struct msghdr *o = &w->out[nout].msg_hdr;
+		memset(o, 0, sizeof(*o));
+		w->iov_out[nout].iov_base = w->outbuf[nout];
+		w->iov_out[nout].iov_len = len;
+		o->msg_iov = &w->iov_out[nout];
+		o->msg_iovlen = 1;
+		o->msg_name = &w->from[i];
+		o->msg_namelen = m->msg_namelen;
+		if (u->wildcard) {
+			size_t cl = udp_reply_source(m, w->cmsg_out[nout]);
+			if (cl > 0) {
+				o->msg_control = w->cmsg_out[nout];
+				o->msg_controllen = cl;
+			}
+		}
+		nout++;
+	}
+	h->batch_end(w->ctx);
+	if (nout > 0)
+		udp_send_all(u, w->out, nout);
+	return n;
+}
+
+static void on_udp_readable(uv_poll_t *p, int status, int events)
+{
+	struct udp_sock *u = p->data;
+	if (status < 0)
+		return;
+	for (int round = 0; round < UDP_ROUNDS; round++)
+		if (udp_batch(u) < TLD_UDP_BATCH)
+			break;
+}
+
+/* ---- TCP ---- */
+
+static void on_conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+	struct tcp_conn *c = h->data;
+	if (--c->closing > 0)
+		return;
+	c->w->tcp_conns--;
+	free(c->rbuf);
+	free(c);
+}
+
+static void conn_close(struct tcp_conn *c)
+{
+	if (c->closing > 0)
+		return;
+	c->closing = 2;
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->h, conn_handle_closed);
+}
+
+static void on_conn_timeout(uv_timer_t *t)
+{
+	conn_close(t->data);
+}
+
+static void on_write_done(uv_write_t *req, int status)
+{
+	struct write_req *wr = (struct write_req *)req;
+	struct tcp_conn *c = wr->c;
+	free(wr);
+	c->inflight--;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->closing > 0)
+		return;
+	if (c->eof && c->inflight == 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->paused && c->inflight < c->w->srv->opts.tcp_max_pipeline / 2 + 1) {
+		c->paused = false;
+		uv_read_start((uv_stream_t *)&c->h, on_conn_alloc, on_conn_read);
+	}
+}
+
+/* Answers one framed query; returns false if the connection must close. */
+static bool conn_answer(struct tcp_conn *c, const uint8_t *q, size_t qlen)
+{
+	struct worker *w = c->w;
+	tld_peer peer = {.transport = TLD_TCP,
+	                 .remote = (const struct sockaddr *)&c->peer,
+	                 .remote_len = (socklen_t)c->peer_len};
+	size_t len = w->srv->h.answer(w->ctx, q, qlen, w->tcp_out + 2, TCP_MSG_MAX, &peer);
+	if (len == 0)
+		return true;
+	struct write_req *wr = malloc(sizeof(*wr) + 2 + len);
+	if (wr == NULL)
+		return false;
+	wr->c = c;
+	wr->data[0] = (uint8_t)(len >> 8);
+	wr->data[1] = (uint8_t)len;
+	memcpy(wr->data + 2, w->tcp_out + 2, len);
+	uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)(2 + len));
+	if (uv_write(&wr->req, (uv_stream_t *)&c->h, &b, 1, on_write_done) != 0) {
+		free(wr);
+		return false;
+	}
+	c->inflight++;
+	return true;
+}
+
+/* Answers every complete message in the read buffer. */
+static bool conn_process(struct tcp_conn *c)
+{
+	struct worker *w = c->w;
+	size_t off = 0;
+	bool ok = true, answered = false;
+	w->srv->h.batch_begin(w->ctx);
+	while (ok && c->rlen - off >= 2) {
+		size_t mlen = (size_t)c->rbuf[off] << 8 | c->rbuf[off + 1];
+		if (mlen == 0) {
+			ok = false;
+			break;
+		}
+		if (c->rlen - off < 2 + mlen)
+			break;
+		ok = conn_answer(c, c->rbuf + off + 2, mlen);
+		off += 2 + mlen;
+		answered = true;
+		if (c->inflight >= w->srv->opts.tcp_max_pipeline)
+			break;
+	}
+	w->srv->h.batch_end(w->ctx);
+	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+	c->rlen -= off;
+	if (answered && ok) /* only a complete query restarts the idle clock */
+		uv_timer_start(&c->timer, on_conn_timeout, w->srv->opts.tcp_idle_ms, 0);
+	return ok;
+}
+
+static void on_conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct tcp_conn *c = h->data;
+	size_t want = c->rlen + 4096;
+	if (want > 2 + TCP_MSG_MAX + 4096)
+		want = 2 + TCP_MSG_MAX + 4096;
+	if (c->rcap < want) {
+		uint8_t *p = realloc(c->rbuf, want);
+		if (p != NULL) {
+			c->rbuf = p;
+			c->rcap = want;
+		}
+	}
+	*buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct tcp_conn *c = s->data;
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		uv_read_stop(s);
+		c->eof = true;
+		if (c->inflight == 0 || nread != UV_EOF)
+			conn_close(c);
+		return;
+	}
+	c->rlen += (size_t)nread;
+	if (!conn_process(c)) {
+		conn_close(c);
+		return;
+	}
+	if (c->inflight >= c->w->srv->opts.tcp_max_pipeline) {
+		uv_read_stop(s);
+		c->paused = true;
+	}
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct tcp_listener *l = server->data;
+	struct worker *w = l->w;
+	if (status < 0)
+		return;
+	struct tcp_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	c->w = w;
+	uv_tcp_init(&w->loop, &c->h);
+	uv_timer_init(&w->loop, &c->timer);
+	c->h.data = c->timer.data = c;
+	w->tcp_conns++;
+	if (uv_accept(server, (uv_stream_t *)&c->h) != 0 ||
+	    w->tcp_conns > w->srv->opts.tcp_max_conns || w->stopping) {
+		conn_close(c);
+		return;
+	}
+	c->peer_len = sizeof(c->peer);
+	uv_tcp_getpeername(&c->h, (struct sockaddr *)&c->peer, &c->peer_len);
+	uv_timer_start(&c->timer, on_conn_timeout, w->srv->opts.tcp_idle_ms, 0);
+	uv_read_start((uv_stream_t *)&c->h, on_conn_alloc, on_conn_read);
+}
+
+/* ---- workers ---- */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	if (uv_is_closing(h))
+		return;
+	if (h->type == UV_TCP) { /* listeners are already closing: a connection */
+		struct tcp_conn *c = h->data;
+		/* A connection: finish what is queued, then close. */
+		if (c->inflight == 0)
+			conn_close(c);
+		else
+			c->eof = true;
+		return;
+	}
+}
+
+static void on_stop(uv_async_t *a)
+{
+	struct worker *w = a->data;
+	w->stopping = true;
+	for (unsigned i = 0; i < w->nsock; i++) {
+		/* Answer what the socket already holds, then stop reading. */
+		while (udp_batch(&w->udp[i]) > 0)
+			;
+		uv_poll_stop(&w->udp[i].poll);
+		uv_close((uv_handle_t *)&w->udp[i].poll, NULL);
+		close(w->udp[i].fd);
+		w->udp[i].fd = -1;
+		uv_close((uv_handle_t *)&w->tcp[i].h, NULL);
+	}
+	uv_walk(&w->loop, close_walk, w);
+	uv_close((uv_handle_t *)&w->stop_async, NULL);
+}
+
+static int worker_setup(struct worker *w)
+{
+	const tld_server_opts *o = &w->srv->opts;
+	if (uv_loop_init(&w->loop) != 0)
+		return TLD_ENOMEM;
+	uv_async_init(&w->loop, &w->stop_async, on_stop);
+	w->stop_async.data = w;
+	for (unsigned i = 0; i < w->nsock; i++) {
+		struct udp_sock *u = &w->udp[i];
+		struct tcp_listener *l = &w->tcp[i];
+		u->w = l->w = w;
+		if (uv_poll_init_socket(&w->loop, &u->poll, u->fd) != 0)
+			return TLD_EIO;
+		u->poll.data = u;
+		uv_poll_start(&u->poll, UV_READABLE, on_udp_readable);
+		uv_tcp_init(&w->loop, &l->h);
+		l->h.data = l;
+		if (uv_tcp_open(&l->h, l->fd) != 0 ||
+		    uv_listen((uv_stream_t *)&l->h, TCP_BACKLOG, on_connection) != 0)
+			return TLD_EIO;
+	}
+	(void)o;
+	return TLD_OK;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	const tld_server_opts *o = &w->srv->opts;
+	if (o->pin_cpus) {
+		cpu_set_t set;
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		CPU_ZERO(&set);
+		CPU_SET((int)(w->id % (unsigned)(ncpu > 0 ? ncpu : 1)), &set);
+		pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	}
+	w->ctx = w->srv->h.worker_init(w->srv->h.arg, w->id);
+	w->init_err = w->ctx == NULL ? TLD_EINVAL : worker_setup(w);
+	sem_post(&w->srv->ready);
+	if (w->init_err == 0)
+		uv_run(&w->loop, UV_RUN_DEFAULT);
+	if (w->ctx != NULL)
+		w->srv->h.worker_fini(w->ctx);
+	return NULL;
+}
+
+static int worker_sockets(struct worker *w, const tld_server_opts *o, tld_errbuf *eb)
+{
+	for (unsigned i = 0; i < o->nlisten; i++) {
+		int fd = sock_open(&o->listen[i], SOCK_DGRAM, o, eb);
+		if (fd < 0)
+			return fd;
+		w->udp[i].fd = fd;
+		w->udp[i].family = o->listen[i].ss_family;
+		w->udp[i].wildcard = addr_is_wildcard(&o->listen[i]);
+		w->nsock = i + 1;
+		if ((fd = sock_open(&o->listen[i], SOCK_STREAM, o, eb)) < 0)
+			return fd;
+		w->tcp[i].fd = fd;
+	}
+	return TLD_OK;
+}
+
+static void worker_close_fds(struct worker *w)
+{
+	for (unsigned i = 0; i < w->nsock; i++) {
+		if (w->udp[i].fd > 0)
+			close(w->udp[i].fd);
+		if (w->tcp[i].fd > 0)
+			close(w->tcp[i].fd);
+	}
+}
+
+int tld_server_start(tld_server **out, const tld_server_opts *o, const tld_handler *h,
+                     tld_errbuf *eb)
+{
+	tld_server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return tld_errf(eb, TLD_ENOMEM, "out of memory");
+	s->opts = *o;
+	s->h = *h;
+	if (s->opts.workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		s->opts.workers = n > 0 ? (unsigned)n : 1;
+	}
+	if (s->opts.tcp_max_pipeline == 0)
+		s->opts.tcp_max_pipeline = 1;
+	sem_init(&s->ready, 0, 0);
+	s->workers = calloc(s->opts.workers, sizeof(*s->workers));
+	int err = s->workers ? TLD_OK : tld_errf(eb, TLD_ENOMEM, "out of memory");
+	for (unsigned i = 0; err == 0 && i < s->opts.workers; i++) {
+		struct worker *w = calloc(1, sizeof(*w));
+		if (w == NULL) {
+			err = tld_errf(eb, TLD_ENOMEM, "out of memory");
+			break;
+		}
+		w->id = i;
+		w->srv = s;
+		s->workers[s->nworkers++] = w;
+		err = worker_sockets(w, &s->opts, eb);
+	}
+	unsigned started = 0;
+	for (unsigned i = 0; err == 0 && i < s->nworkers; i++) {
+		if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
+			err = tld_errf(eb, TLD_ENOMEM, "cannot start worker thread");
+			break;
+		}
+		started++;
+	}
+	for (unsigned i = 0; i < started; i++)
+		sem_wait(&s->ready);
+	for (unsigned i = 0; err == 0 && i < started; i++)
+		if (s->workers[i]->init_err < 0)
+			err = tld_errf(eb, s->workers[i]->init_err, "worker %u failed to start", i);
+	if (err < 0) {
+		for (unsigned i = 0; i < started; i++) {
+			uv_async_send(&s->workers[i]->stop_async);
+			pthread_join(s->workers[i]->thread, NULL);
+		}
+		for (unsigned i = 0; i < s->nworkers; i++)
+			if (i >= started)
+				worker_close_fds(s->workers[i]);
+		s->nworkers = started;
+		tld_server_free(s);
+		return err;
+	}
+	*out = s;
+	return TLD_OK;
+}
+
+void tld_server_stop(tld_server *s)
+{
+	for (unsigned i = 0; i < s->nworkers; i++)
+		uv_async_send(&s->workers[i]->stop_async);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i]->thread, NULL);
+}
+
+unsigned tld_server_workers(const tld_server *s)
+{
+	return s->nworkers;
+}
+
+void *tld_server_worker_ctx(const tld_server *s, unsigned i)
+{
+	return i < s->nworkers ? s->workers[i]->ctx : NULL;
+}
+
+void tld_server_free(tld_server *s)
+{
+	if (s == NULL)
+		return;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct worker *w = s->workers[i];
+		uv_loop_close(&w->loop);
+		free(w);
+	}
+	free(s->workers);
+	sem_destroy(&s->ready);
+	free(s);
+}

@@ -1,0 +1,580 @@
+/* query.c - the query engine: one DNS query in, one response out, answered from the store. */
+#include "query.h"
+
+#include <string.h>
+
+#include "dns/nsec3.h"
+#include "dns/rrtype.h"
+#include "dns/wire.h"
+
+#define CNAME_HOPS 8
+#define PROOFS_MAX 6 /* distinct NSEC/NSEC3 owners in one response */
+#define NS_TARGETS 32
+
+/* State of the answer being built. */
+struct ctx {
+	tld_engine *e;
+	tld_reader *r;
+	const tld_query *q;
+	tld_resp *resp;
+	tld_zone zone;
+	bool dnssec; /* DO=1 and the zone is signed */
+	bool full;   /* something required did not fit: TC is set, stop adding */
+	unsigned rcode;
+	uint8_t proofs[PROOFS_MAX][TLD_NAME_MAX]; /* denial owners already added */
+	unsigned nproofs;
+};
+
+static inline uint32_t min32(uint32_t a, uint32_t b)
+{
+	return a < b ? a : b;
+}
+
+static inline uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+void tld_engine_conf_default(tld_engine_conf *conf)
+{
+	memset(conf, 0, sizeof(*conf));
+	strcpy(conf->version, "tldnode");
+	conf->edns_max = TLD_EDNS_DEFAULT_MAX;
+}
+
+int tld_engine_init(tld_engine *e, tld_store *st, const tld_engine_conf *conf)
+{
+	memset(e, 0, sizeof(*e));
+	e->conf = conf;
+	int err = tld_reader_open(st, &e->reader);
+	return err;
+}
+
+void tld_engine_fini(tld_engine *e)
+{
+	tld_reader_close(&e->reader);
+}
+
+void tld_engine_batch_begin(tld_engine *e)
+{
+	e->reader_ok = tld_reader_begin(&e->reader) == 0;
+	if (!e->reader_ok)
+		e->stats.store_errors++;
+}
+
+void tld_engine_batch_end(tld_engine *e)
+{
+	if (e->reader_ok)
+		tld_reader_end(&e->reader);
+	e->reader_ok = false;
+}
+
+/* ---- writing RRsets ---- */
+
+/* Marks the response truncated: a required record did not fit. */
+static void truncate_resp(struct ctx *c)
+{
+	c->full = true;
+	tld_resp_set_flags(c->resp, TLD_WIRE_TC, 0);
+}
+
+/* Adds an RRset (and its RRSIGs when DNSSEC is on), all or nothing; TTLs are
+ * capped at ttl_cap. Returns 0, or TLD_ESPACE (nothing added). */
+static int put_rrset(struct ctx *c, int sec, const uint8_t *owner, const tld_rrset *rs,
+                     uint32_t ttl_cap)
+{
+	if (c->full)
+		return TLD_ESPACE;
+	tld_resp_mark m = tld_resp_save(c->resp);
+	int n = tld_resp_add_rrset(c->resp, sec, owner, rs->type, TLD_C_IN, min32(rs->ttl, ttl_cap),
+	                           rs->rrs, (size_t)(rs->sigs - rs->rrs));
+	if (n >= 0 && c->dnssec && rs->sig_count > 0)
+		n = tld_resp_add_sigs(c->resp, sec, owner, TLD_C_IN, ttl_cap, rs->sigs,
+		                      (size_t)(rs->end - rs->sigs));
+	if (n < 0) {
+		tld_resp_restore(c->resp, &m);
+		return n;
+	}
+	return 0;
+}
+
+/* A required RRset: when it does not fit, the response is truncated. */
+static void put_required(struct ctx *c, int sec, const uint8_t *owner, const tld_rrset *rs,
+                         uint32_t ttl_cap)
+{
+	if (!c->full && put_rrset(c, sec, owner, rs, ttl_cap) < 0)
+		truncate_resp(c);
+}
+
+static bool get_rrset(struct ctx *c, const uint8_t *owner, uint16_t type, tld_rrset *rs)
+{
+	return tld_rrset_get(c->r, &c->zone, owner, type, rs) == 0 && rs->rr_count > 0;
+}
+
+/* ---- negative answers and proofs ---- */
+
+/* Adds the zone's SOA to authority with the negative-caching TTL. */
+static void put_soa(struct ctx *c)
+{
+	tld_rrset soa;
+	if (!get_rrset(c, c->zone.apex, TLD_T_SOA, &soa))
+		return;
+	const uint8_t *p = soa.rrs, *rd;
+	uint16_t rdlen;
+	uint32_t ttl = soa.ttl;
+	if (tld_rr_next(&p, soa.sigs, NULL, &rd, &rdlen) && rdlen >= 22)
+		ttl = min32(ttl, get_be32(rd + rdlen - 4)); /* MINIMUM */
+	put_required(c, TLD_SEC_AUTHORITY, c->zone.apex, &soa, ttl);
+}
+
+/* Adds the RRset (owner, type) as a denial proof unless already present. */
+static void put_proof(struct ctx *c, const uint8_t *owner, uint16_t type)
+{
+	for (unsigned i = 0; i < c->nproofs; i++)
+		if (tld_name_equal(c->proofs[i], owner))
+			return;
+	tld_rrset rs;
+	if (!get_rrset(c, owner, type, &rs))
+		return;
+	if (c->nproofs < PROOFS_MAX)
+		memcpy(c->proofs[c->nproofs++], owner, tld_name_len(owner));
+	put_required(c, TLD_SEC_AUTHORITY, owner, &rs, UINT32_MAX);
+}
+
+/* The NSEC that matches or covers name. */
+static void nsec_cover(struct ctx *c, const uint8_t *name)
+{
+	uint8_t owner[TLD_NAME_MAX];
+	if (tld_nsec_find(c->r, &c->zone, name, owner) > 0)
+		put_proof(c, owner, TLD_T_NSEC);
+}
+
+/* The NSEC3 that matches (exact) or covers (!exact) the hash of name.
+ * Returns true when one was found in the wanted relation. */
+static bool nsec3_proof(struct ctx *c, const uint8_t *name, bool exact)
+{
+	uint8_t hash[TLD_NSEC3_HASH_MAX], owner[TLD_NAME_MAX];
+	char b32[TLD_NSEC3_B32_MAX];
+	const tld_zone *z = &c->zone;
+	if (tld_nsec3_hash(z->nsec3_alg, z->nsec3_salt, z->nsec3_saltlen, z->nsec3_iter, name,
+	                   hash) < 0)
+		return false;
+	size_t blen = tld_base32hex(hash, sizeof(hash), b32);
+	bool is_exact;
+	if (tld_nsec3_find(c->r, z, b32, blen, owner, &is_exact) < 0 || is_exact != exact)
+		return false;
+	put_proof(c, owner, TLD_T_NSEC3);
+	return true;
+}
+
+/* The parent of name (name must not be the root). */
+static const uint8_t *parent_of(const uint8_t *name)
+{
+	return name + 1 + name[0];
+}
+
+/* Closest encloser of a name that does not exist: the nearest existing
+ * ancestor (the apex at worst). *next_closer gets its child on the way. */
+static const uint8_t *closest_encloser(struct ctx *c, const uint8_t *name,
+                                       const uint8_t **next_closer)
+{
+	const uint8_t *nc = name, *p = parent_of(name);
+	while (tld_name_labels(p) > c->zone.apex_labels &&
+	       tld_name_exists(c->r, &c->zone, p) == 0) {
+		nc = p;
+		p = parent_of(p);
+	}
+	*next_closer = nc;
+	return p;
+}
+
+/* RFC 5155 7.2.1 closest encloser proof: match CE, cover next closer. */
+static void nsec3_closest_encloser_proof(struct ctx *c, const uint8_t *ce,
+                                         const uint8_t *next_closer)
+{
+	nsec3_proof(c, ce, true);
+	nsec3_proof(c, next_closer, false);
+}
+
+/* Writes "*." + ce into out. */
+static bool wildcard_of(const uint8_t *ce, uint8_t *out)
+{
+	size_t len = tld_name_len(ce);
+	if (len + 2 > TLD_NAME_MAX)
+		return false;
+	out[0] = 1;
+	out[1] = '*';
+	memcpy(out + 2, ce, len);
+	return true;
+}
+
+/* NODATA for name (which exists, or matched wildcard wc when not NULL). */
+static void nodata(struct ctx *c, const uint8_t *name, const uint8_t *wc)
+{
+	put_soa(c);
+	if (!c->dnssec)
+		return;
+	if (c->zone.flags & TLD_ZONE_NSEC3) {
+		if (wc == NULL) {
+			if (!nsec3_proof(c, name, true)) {
+				/* Opt-out span (RFC 5155 7.2.4): prove the closest encloser. */
+				const uint8_t *nc, *ce = closest_encloser(c, name, &nc);
+				nsec3_closest_encloser_proof(c, ce, nc);
+			}
+		} else {
+			const uint8_t *nc, *ce = closest_encloser(c, name, &nc);
+			nsec3_closest_encloser_proof(c, ce, nc);
+			nsec3_proof(c, wc, true);
+		}
+		return;
+	}
+	/* NSEC: the NSEC at the name (or the one covering an empty non-terminal). */
+	nsec_cover(c, wc != NULL ? wc : name);
+	if (wc != NULL)
+		nsec_cover(c, name);
+}
+
+static void nxdomain(struct ctx *c, const uint8_t *name, const uint8_t *ce, const uint8_t *nc)
+{
+	uint8_t wc[TLD_NAME_MAX];
+	c->rcode = TLD_RCODE_NXDOMAIN;
+	put_soa(c);
+	if (!c->dnssec || !wildcard_of(ce, wc))
+		return;
+	if (c->zone.flags & TLD_ZONE_NSEC3) {
+		nsec3_closest_encloser_proof(c, ce, nc);
+		nsec3_proof(c, wc, false);
+		return;
+	}
+	nsec_cover(c, name);
+	nsec_cover(c, wc);
+}
+
+/* ---- positive answers ---- */
+
+/* Adds address records of the in-zone targets of an NS/MX/SRV answer. */
+static void additional_for(struct ctx *c, const tld_rrset *rs)
+{
+	const uint8_t *p = rs->rrs, *rd;
+	uint16_t rdlen;
+	size_t skip = rs->type == TLD_T_MX ? 2 : rs->type == TLD_T_SRV ? 6 : 0;
+	while (!c->full && tld_rr_next(&p, rs->sigs, NULL, &rd, &rdlen)) {
+		if (rdlen <= skip || tld_name_check(rd + skip, rdlen - skip) < 0)
+			continue;
+		const uint8_t *target = rd + skip;
+		if (!tld_name_is_below(target, c->zone.apex))
+			continue;
+		tld_rrset a;
+		if (get_rrset(c, target, TLD_T_A, &a) &&
+		    put_rrset(c, TLD_SEC_ADDITIONAL, target, &a, UINT32_MAX) < 0)
+			return;
+		if (get_rrset(c, target, TLD_T_AAAA, &a) &&
+		    put_rrset(c, TLD_SEC_ADDITIONAL, target, &a, UINT32_MAX) < 0)
+			return;
+	}
+}
+
+struct any_pick {
+	tld_rrset rs;
+	bool found;
+};
+
+static int pick_first(const uint8_t *owner, const tld_rrset *rs, void *arg)
+{
+	struct any_pick *ap = arg;
+	if (rs->rr_count == 0 || rs->type == TLD_T_NSEC)
+		return 0;
+	ap->rs = *rs;
+	ap->found = true;
+	return 1;
+}
+
+/* Answers from the RRsets at node (owner as written: qname or a CNAME
+ * target). Returns true when the answer is complete, false when there is no
+ * data of the type. On a CNAME, writes the target to *next. */
+static bool answer_at(struct ctx *c, const uint8_t *node, const uint8_t *owner, uint16_t qtype,
+                      const uint8_t **next)
+{
+	tld_rrset rs;
+	*next = NULL;
+	if (qtype == TLD_T_ANY) { /* RFC 8482: one RRset is enough */
+		struct any_pick ap = {.found = false};
+		tld_name_foreach_rrset(c->r, &c->zone, node, pick_first, &ap);
+		if (!ap.found)
+			return false;
+		put_required(c, TLD_SEC_ANSWER, owner, &ap.rs, UINT32_MAX);
+		return true;
+	}
+	if (get_rrset(c, node, qtype, &rs)) {
+		put_required(c, TLD_SEC_ANSWER, owner, &rs, UINT32_MAX);
+		if (qtype == TLD_T_NS || qtype == TLD_T_MX || qtype == TLD_T_SRV)
+			additional_for(c, &rs);
+		return true;
+	}
+	if (qtype != TLD_T_CNAME && get_rrset(c, node, TLD_T_CNAME, &rs)) {
+		put_required(c, TLD_SEC_ANSWER, owner, &rs, UINT32_MAX);
+		const uint8_t *p = rs.rrs, *rd;
+		uint16_t rdlen;
+		if (tld_rr_next(&p, rs.sigs, NULL, &rd, &rdlen) && tld_name_check(rd, rdlen) > 0)
+			*next = rd;
+		return true;
+	}
+	return false;
+}
+
+/* ---- referrals ---- */
+
+static void glue_for(struct ctx *c, const uint8_t *cut, const tld_rrset *ns, bool in_domain)
+{
+	const uint8_t *p = ns->rrs, *rd;
+	uint16_t rdlen;
+	while (tld_rr_next(&p, ns->sigs, NULL, &rd, &rdlen)) {
+		if (tld_name_check(rd, rdlen) < 0 || !tld_name_is_below(rd, c->zone.apex))
+			continue;
+		if (tld_name_is_below(rd, cut) != in_domain)
+			continue;
+		static const uint16_t types[] = {TLD_T_A, TLD_T_AAAA};
+		for (int i = 0; i < 2; i++) {
+			tld_rrset a;
+			if (!get_rrset(c, rd, types[i], &a))
+				continue;
+			if (put_rrset(c, TLD_SEC_ADDITIONAL, rd, &a, UINT32_MAX) < 0) {
+				/* RFC 9471: all in-domain glue, or TC=1; sibling glue is optional.
+				 */
+				if (in_domain)
+					truncate_resp(c);
+				return;
+			}
+		}
+	}
+}
+
+static void ds_denial(struct ctx *c, const uint8_t *cut)
+{
+	if (c->zone.flags & TLD_ZONE_NSEC3) {
+		if (!nsec3_proof(c, cut, true)) {
+			/* Opt-out: closest provable encloser, next closer covered. */
+			const uint8_t *nc = cut, *ce = parent_of(cut);
+			while (tld_name_labels(ce) > c->zone.apex_labels &&
+			       !nsec3_proof(c, ce, true)) {
+				nc = ce;
+				ce = parent_of(ce);
+			}
+			if (tld_name_labels(ce) == c->zone.apex_labels)
+				nsec3_proof(c, ce, true);
+			nsec3_proof(c, nc, false);
+		}
+		return;
+	}
+	put_proof(c, cut, TLD_T_NSEC);
+}
+
+static void referral(struct ctx *c, const uint8_t *cut)
+{
+	tld_rrset ns, ds;
+	if (!get_rrset(c, cut, TLD_T_NS, &ns)) {
+		c->rcode = TLD_RCODE_SERVFAIL;
+		return;
+	}
+	c->e->stats.referrals++;
+	/* NS at a cut is not signed: write it without RRSIGs. */
+	bool dnssec = c->dnssec;
+	c->dnssec = false;
+	put_required(c, TLD_SEC_AUTHORITY, cut, &ns, UINT32_MAX);
+	c->dnssec = dnssec;
+	if (c->dnssec) {
+		if (get_rrset(c, cut, TLD_T_DS, &ds))
+			put_required(c, TLD_SEC_AUTHORITY, cut, &ds, UINT32_MAX);
+		else
+			ds_denial(c, cut);
+	}
+	if (c->full)
+		return;
+	c->dnssec = false; /* glue is never signed */
+	glue_for(c, cut, &ns, true);
+	if (!c->full)
+		glue_for(c, cut, &ns, false);
+	c->dnssec = dnssec;
+}
+
+/* ---- authoritative data ---- */
+
+/* Resolves name inside the zone, following CNAMEs; owner is how the name is
+ * written (the query's case for the first hop). */
+static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
+{
+	uint8_t cut[TLD_NAME_MAX], wc[TLD_NAME_MAX], hop[TLD_NAME_MAX];
+	const uint8_t *owner = c->q->qname;
+	tld_resp_set_flags(c->resp, TLD_WIRE_AA, 0);
+	for (int i = 0; i < CNAME_HOPS && !c->full; i++) {
+		const uint8_t *next;
+		if (answer_at(c, name, owner, qtype, &next)) {
+			if (next == NULL || !tld_name_is_below(next, c->zone.apex) ||
+			    tld_cut_find(c->r, &c->zone, next, cut) > 0)
+				return;
+			memcpy(hop, next, tld_name_len(next));
+			name = owner = hop;
+			continue;
+		}
+		int exists = tld_name_exists(c->r, &c->zone, name);
+		if (exists != 0) {
+			nodata(c, name, NULL);
+			return;
+		}
+		const uint8_t *nc, *ce = closest_encloser(c, name, &nc);
+		if (!wildcard_of(ce, wc) || tld_name_exists(c->r, &c->zone, wc) != 1) {
+			nxdomain(c, name, ce, nc);
+			return;
+		}
+		/* Wildcard synthesis (RFC 4592): owner stays the name asked for. */
+		if (answer_at(c, wc, owner, qtype, &next)) {
+			if (c->dnssec) {
+				if (c->zone.flags & TLD_ZONE_NSEC3)
+					nsec3_proof(c, nc, false);
+				else
+					nsec_cover(c, name);
+			}
+			if (next == NULL || !tld_name_is_below(next, c->zone.apex) ||
+			    tld_cut_find(c->r, &c->zone, next, cut) > 0)
+				return;
+			memcpy(hop, next, tld_name_len(next));
+			name = owner = hop;
+			continue;
+		}
+		nodata(c, name, wc);
+		return;
+	}
+}
+
+/* ---- CHAOS ---- */
+
+static bool name_is(const uint8_t *lc, const char *wire)
+{
+	return strcmp((const char *)lc, wire) == 0;
+}
+
+static void chaos(struct ctx *c)
+{
+	const tld_engine_conf *conf = c->e->conf;
+	const uint8_t *n = c->q->qname_lc;
+	const char *text = NULL;
+	if (name_is(n, "\002id\006server") || name_is(n, "\010hostname\004bind"))
+		text = conf->identity[0] ? conf->identity : NULL;
+	else if (name_is(n, "\007version\004bind") || name_is(n, "\007version\006server"))
+		text = conf->version_hidden ? NULL : conf->version;
+	if (text == NULL || (c->q->qtype != TLD_T_TXT && c->q->qtype != TLD_T_ANY)) {
+		c->rcode = TLD_RCODE_REFUSED;
+		return;
+	}
+	uint8_t rd[1 + TLD_IDENTITY_MAX];
+	size_t len = strlen(text);
+	rd[0] = (uint8_t)len;
+	memcpy(rd + 1, text, len);
+	tld_resp_set_flags(c->resp, TLD_WIRE_AA, 0);
+	if (tld_resp_add_rr(c->resp, TLD_SEC_ANSWER, c->q->qname, TLD_T_TXT, TLD_C_CH, 0, rd,
+	                    (uint16_t)(len + 1)) < 0)
+		truncate_resp(c);
+}
+
+/* ---- top level ---- */
+
+static void answer_query(struct ctx *c)
+{
+	const tld_query *q = c->q;
+	if (q->qclass == TLD_C_CH) {
+		chaos(c);
+		return;
+	}
+	if (q->qclass != TLD_C_IN) {
+		c->rcode = TLD_RCODE_REFUSED;
+		return;
+	}
+	switch (q->qtype) {
+	case TLD_T_AXFR:
+	case TLD_T_IXFR: /* zones move by replication, not by transfer */
+		c->rcode = TLD_RCODE_REFUSED;
+		return;
+	case TLD_T_OPT:
+	case TLD_T_TSIG:
+	case TLD_T_TKEY:
+		c->rcode = TLD_RCODE_FORMERR;
+		return;
+	}
+	if (!c->e->reader_ok) {
+		c->rcode = TLD_RCODE_SERVFAIL;
+		return;
+	}
+	if (tld_zone_find_qtype(c->r, q->qname_lc, q->qtype, &c->zone) < 0) {
+		c->rcode = TLD_RCODE_REFUSED;
+		return;
+	}
+	c->dnssec = q->edns_do && (c->zone.flags & TLD_ZONE_SIGNED);
+	uint8_t cut[TLD_NAME_MAX];
+	if (tld_cut_find(c->r, &c->zone, q->qname_lc, cut) > 0 &&
+	    !(q->qtype == TLD_T_DS && tld_name_equal(cut, q->qname_lc))) {
+		referral(c, cut);
+		return;
+	}
+	authoritative(c, q->qname_lc, q->qtype);
+}
+
+static size_t our_opt_len(const tld_engine_conf *conf, const tld_query *q)
+{
+	size_t n = TLD_OPT_LEN;
+	if (q->nsid && conf->identity[0])
+		n += 4 + strlen(conf->identity);
+	return n;
+}
+
+static void count(tld_engine_stats *s, const tld_query *q, unsigned rcode, bool tc, bool tcp)
+{
+	s->queries[tcp]++;
+	s->responses[tcp]++;
+	s->rcode[rcode < 24 ? rcode : 2]++;
+	if (q->qtype < TLD_STAT_QTYPES)
+		s->qtype[q->qtype]++;
+	else
+		s->qtype_other++;
+	s->truncated += tc;
+}
+
+size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap,
+                         bool tcp)
+{
+	tld_query q;
+	int pr = tld_query_parse(pkt, len, &q);
+	if (pr == TLD_PARSE_DROP) {
+		e->stats.dropped++;
+		return 0;
+	}
+	size_t limit = tcp ? TLD_MSG_MAX : tld_query_udp_max(&q, e->conf->edns_max);
+	if (limit > cap)
+		limit = cap;
+	tld_resp resp;
+	if (tld_resp_init(&resp, out, limit, &q) < 0) {
+		e->stats.dropped++;
+		return 0;
+	}
+	struct ctx c = {.e = e, .r = &e->reader, .q = &q, .resp = &resp};
+	if (q.opcode != TLD_OP_QUERY)
+		c.rcode = TLD_RCODE_NOTIMP;
+	else if (pr == TLD_PARSE_FORMERR)
+		c.rcode = TLD_RCODE_FORMERR;
+	else if (q.has_opt && q.edns_version != 0)
+		c.rcode = TLD_RCODE_BADVERS;
+	else if (q.has_opt && tld_resp_reserve(&resp, our_opt_len(e->conf, &q)) < 0)
+		c.rcode = TLD_RCODE_SERVFAIL;
+	else
+		answer_query(&c);
+	tld_resp_set_rcode(&resp, c.rcode);
+	if (q.has_opt) {
+		bool nsid = q.nsid && e->conf->identity[0];
+		if (tld_resp_add_opt(&resp, e->conf->edns_max, q.edns_do,
+		                     nsid ? (const uint8_t *)e->conf->identity : NULL,
+		                     nsid ? (uint16_t)strlen(e->conf->identity) : 0) < 0)
+			tld_resp_add_opt(&resp, e->conf->edns_max, q.edns_do, NULL, 0);
+	}
+	int n = tld_resp_finish(&resp);
+	count(&e->stats, &q, c.rcode, c.full, tcp);
+	return n > 0 ? (size_t)n : 0;
+}
