@@ -18,20 +18,24 @@
  * Typical use for one UDP query:
  *
  *   tld_query q;
+ *   tld_resp r;
  *   int pr = tld_query_parse(pkt, n, &q);
  *   if (pr == TLD_PARSE_DROP)
- *           return;                                  // send nothing
- *   tld_resp r;
+ *           return;                                     // send nothing
  *   tld_resp_init(&r, out, tld_query_udp_max(&q, 1232), &q);
- *   if (q.opcode != TLD_OP_QUERY)      rcode NOTIMP
- *   else if (pr == TLD_PARSE_FORMERR)  rcode FORMERR
- *   else if (q.has_opt && q.edns_version != 0)  rcode BADVERS (with OPT)
+ *   if (q.opcode != TLD_OP_QUERY)
+ *           tld_resp_set_rcode(&r, TLD_RCODE_NOTIMP);
+ *   else if (pr == TLD_PARSE_FORMERR)
+ *           tld_resp_set_rcode(&r, TLD_RCODE_FORMERR);
+ *   else if (q.has_opt && q.edns_version != 0)
+ *           tld_resp_set_rcode(&r, TLD_RCODE_BADVERS); // needs the OPT below
  *   else {
- *           tld_resp_reserve(&r, TLD_OPT_LEN + ...); // room for our OPT
- *           tld_resp_add_rr(...) / tld_resp_add_rrset(...), until TLD_ESPACE
+ *           tld_resp_reserve(&r, TLD_OPT_LEN);          // + 4 + len per option
+ *           tld_resp_add_rrset(&r, ...);                // ... until TLD_ESPACE
  *   }
- *   if (q.has_opt) tld_resp_add_opt(&r, 1232, q.edns_do, NULL, 0);
- *   len = tld_resp_finish(&r);
+ *   if (q.has_opt)
+ *           tld_resp_add_opt(&r, 1232, q.edns_do, NULL, 0);
+ *   send(out, tld_resp_finish(&r));
  *
  * Offsets stored in structures are 16-bit: a DNS message never exceeds 65535
  * bytes, and longer inputs are cut to that length.
