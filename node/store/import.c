@@ -857,6 +857,62 @@ static bool same_rrset(const tld_zdata *zd, const struct rec *a, const struct re
 	return a->type == b->type && rec_same_owner(a, b, zd);
 }
 
+/* Referral data is built while the sorted RRsets are written: a cut's
+ * entries (NS, DS, NSEC at the cut, A/AAAA below it) are contiguous. */
+struct referral {
+	const struct rec *cut; /* first record of the cut being collected, or NULL */
+	uint8_t cut_name[TLD_NAME_MAX];
+	uint8_t *blob;
+	size_t len, cap;
+};
+
+static int referral_flush(tld_zdata *zd, tld_writer *w, tld_zone *z, struct referral *ref,
+			  tld_errbuf *eb)
+{
+	if (ref->cut == NULL)
+		return TLD_OK;
+	int err = tld_cut_put(w, z, ref->cut_name, ref->blob, ref->len, true, eb);
+	ref->cut = NULL;
+	ref->len = 0;
+	return err;
+}
+
+/* Does the node starting at sorted[i] own NS (below the apex)? */
+static bool node_is_cut(const tld_zdata *zd, size_t i)
+{
+	const struct rec *first = zd->sorted[i];
+	if (first->key_len == zd->apex_keylen)
+		return false;
+	for (; i < zd->nsorted && rec_same_owner(zd->sorted[i], first, zd); i++)
+		if (!zd->sorted[i]->is_sig && zd->sorted[i]->type == TLD_T_NS)
+			return true;
+	return false;
+}
+
+/* Accounts for the RRset sorted[i] (value in b) in the referral data. */
+static int referral_step(tld_zdata *zd, tld_writer *w, tld_zone *z, struct referral *ref,
+			 size_t i, const uint8_t *owner, const struct buf *b, tld_errbuf *eb)
+{
+	const struct rec *r = zd->sorted[i];
+	bool new_node = (i == 0 || !rec_same_owner(zd->sorted[i - 1], r, zd));
+	if (new_node && ref->cut != NULL &&
+	    !key_is_below(rec_key(zd, r), r->key_len, rec_key(zd, ref->cut), ref->cut->key_len)) {
+		int err = referral_flush(zd, w, z, ref, eb);
+		if (err < 0)
+			return err;
+	}
+	if (new_node && ref->cut == NULL && node_is_cut(zd, i)) {
+		ref->cut = r;
+		memcpy(ref->cut_name, owner, tld_name_len(owner));
+	}
+	if (ref->cut == NULL ||
+	    !tld_referral_type(r->type, rec_same_owner(r, ref->cut, zd)))
+		return TLD_OK;
+	if (tld_referral_add(&ref->blob, &ref->len, &ref->cap, owner, r->type, b->p, b->len) < 0)
+		return tld_errf(eb, TLD_ENOMEM, "out of memory");
+	return TLD_OK;
+}
+
 int tld_zdata_write(const tld_zdata *zdc, tld_writer *w, tld_zone *z, tld_import_stats *stats,
                     tld_errbuf *eb)
 {
@@ -879,6 +935,7 @@ int tld_zdata_write(const tld_zdata *zdc, tld_writer *w, tld_zone *z, tld_import
 		memcpy(z->nsec3_salt, zd->nsec3param + 5, z->nsec3_saltlen);
 	}
 	struct buf b = {0};
+	struct referral ref = {0};
 	uint8_t owner[TLD_NAME_MAX];
 	for (size_t i = 0, j; i < zd->nsorted && err == 0; i = j) {
 		for (j = i + 1; j < zd->nsorted && same_rrset(zd, zd->sorted[i], zd->sorted[j]);)
@@ -893,10 +950,15 @@ int tld_zdata_write(const tld_zdata *zdc, tld_writer *w, tld_zone *z, tld_import
 			err = rec_error(zd, r, "bad owner name");
 			break;
 		}
+		if ((err = referral_step(zd, w, z, &ref, i, owner, &b, eb)) < 0)
+			break;
 		err = tld_rrset_put(w, z, owner, r->type, b.p, b.len, true, eb);
 		stats->rrsets++;
 	}
+	if (err == 0)
+		err = referral_flush(zd, w, z, &ref, eb);
 	free(b.p);
+	free(ref.blob);
 	return err;
 }
 

@@ -560,7 +560,8 @@ static size_t common_labels(const uint8_t *a, size_t alen, const uint8_t *b, siz
  * Returns the found rel length (rel copied to found) or TLD_ENOENT when no key
  * of this zone is <= the probe.
  */
-static int index_floor(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t *found)
+static int index_floor_val(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t *found,
+			   MDB_val *val)
 {
 	MDB_val k = {klen, (void *)key}, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -575,8 +576,16 @@ hit:
 	if (k.mv_size < ZID_LEN || memcmp(k.mv_data, key, ZID_LEN) != 0)
 		return TLD_ENOENT;
 	memcpy(found, (uint8_t *)k.mv_data + ZID_LEN, k.mv_size - ZID_LEN);
+	if (val != NULL)
+		*val = v;
 	return (int)(k.mv_size - ZID_LEN);
 }
+
+static int index_floor(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t *found)
+{
+	return index_floor_val(cur, key, klen, found, NULL);
+}
+
 
 /* The last key of zone zid in an index (for wrap-around). */
 static int index_last(MDB_cursor *cur, uint32_t zid, uint8_t *found)
@@ -596,26 +605,68 @@ static int index_last(MDB_cursor *cur, uint32_t zid, uint8_t *found)
 	return (int)(k.mv_size - ZID_LEN);
 }
 
-int tld_cut_find(tld_reader *r, const tld_zone *z, const uint8_t *name, uint8_t *cut)
+/* The cuts entry covering the name whose zid|rel key is key[0..klen): writes
+ * its rel key to found and its value to val; returns the rel length. */
+static int cut_floor(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t *found,
+		     MDB_val *val)
+{
+	size_t rlen = klen - ZID_LEN;
+	/* The floor is the cut when it is an ancestor; otherwise any covering cut
+	 * is an ancestor of the common part of the floor and name (names between
+	 * a cut and its descendants are descendants, and cuts do not nest). */
+	while (rlen > 0) {
+		int flen = index_floor_val(cur, key, ZID_LEN + rlen, found, val);
+		if (flen < 0)
+			return flen;
+		size_t common = common_labels(found, (size_t)flen, key + ZID_LEN, rlen);
+		if (common == (size_t)flen && flen > 0)
+			return flen;
+		rlen = common;
+	}
+	return TLD_ENOENT;
+}
+
+int tld_referral_find(tld_reader *r, const tld_zone *z, const uint8_t *name, tld_referral *out)
 {
 	uint8_t key[RR_KEY_MAX], found[TLD_KEY_MAX + ZID_LEN];
 	int klen = name_rel_key(z, name, key);
 	if (klen < 0)
 		return klen;
-	size_t rlen = (size_t)klen - ZID_LEN;
-	/* The floor is the cut when it is an ancestor; otherwise any covering cut
-	 * is an ancestor of the common part of the floor and name (see header of
-	 * store.h: names between a cut and its descendants are descendants). */
-	while (rlen > 0) {
-		int flen = index_floor(r->cur_cut, key, ZID_LEN + rlen, found);
-		if (flen < 0)
-			return flen;
-		size_t common = common_labels(found, (size_t)flen, key + ZID_LEN, rlen);
-		if (common == (size_t)flen && flen > 0)
-			return rel_key_name(z, found, (size_t)flen, cut);
-		rlen = common;
-	}
-	return TLD_ENOENT;
+	MDB_val v;
+	int flen = cut_floor(r->cur_cut, key, (size_t)klen, found, &v);
+	if (flen < 0)
+		return flen;
+	out->blob = v.mv_data;
+	out->len = v.mv_size;
+	return rel_key_name(z, found, (size_t)flen, out->cut);
+}
+
+bool tld_referral_next(const tld_referral *ref, size_t *pos, const uint8_t **owner,
+		       tld_rrset *rs)
+{
+	const uint8_t *p = ref->blob + *pos, *end = ref->blob + ref->len;
+	if (p >= end)
+		return false;
+	int nlen = tld_name_check(p, (size_t)(end - p));
+	if (nlen < 0 || (size_t)(end - p) < (size_t)nlen + 6)
+		return false;
+	uint16_t type = get_be16(p + nlen);
+	uint32_t vlen = get_be32(p + nlen + 2);
+	const uint8_t *val = p + nlen + 6;
+	if ((size_t)(end - val) < vlen || tld_rrset_decode(type, val, vlen, rs) < 0)
+		return false;
+	*owner = p;
+	*pos = (size_t)(val + vlen - ref->blob);
+	return true;
+}
+
+int tld_cut_find(tld_reader *r, const tld_zone *z, const uint8_t *name, uint8_t *cut)
+{
+	tld_referral ref;
+	int n = tld_referral_find(r, z, name, &ref);
+	if (n > 0)
+		memcpy(cut, ref.cut, (size_t)n);
+	return n;
 }
 
 int tld_nsec_find(tld_reader *r, const tld_zone *z, const uint8_t *name, uint8_t *owner)
@@ -716,6 +767,8 @@ int tld_writer_begin(tld_store *st, tld_writer *w, tld_errbuf *eb)
 	int rc = mdb_txn_begin(st->env, NULL, 0, &w->txn);
 	if (rc == 0)
 		rc = mdb_cursor_open(w->txn, st->rrsets, &w->cur_rr);
+	if (rc == 0)
+		rc = mdb_cursor_open(w->txn, st->cuts, &w->cur_cut);
 	if (rc != 0) {
 		if (w->txn != NULL)
 			mdb_txn_abort(w->txn);
@@ -725,10 +778,18 @@ int tld_writer_begin(tld_store *st, tld_writer *w, tld_errbuf *eb)
 	return TLD_OK;
 }
 
+static void writer_release(tld_writer *w)
+{
+	free(w->buf);
+	w->buf = NULL;
+	w->buf_cap = 0;
+}
+
 int tld_writer_commit(tld_writer *w, tld_errbuf *eb)
 {
 	int rc = mdb_txn_commit(w->txn);
 	w->txn = NULL;
+	writer_release(w);
 	return rc == 0 ? TLD_OK : tld_store_err(rc, eb, "commit");
 }
 
@@ -737,6 +798,7 @@ void tld_writer_abort(tld_writer *w)
 	if (w->txn != NULL)
 		mdb_txn_abort(w->txn);
 	w->txn = NULL;
+	writer_release(w);
 }
 
 static int bump_generation(tld_writer *w, tld_errbuf *eb)
@@ -869,11 +931,6 @@ int tld_zone_remove(tld_writer *w, const uint8_t *apex, tld_errbuf *eb)
 static MDB_dbi index_for(tld_store *st, const tld_zone *z, const uint8_t *key, int klen,
                          uint16_t type, uint8_t *ikey, size_t *ilen)
 {
-	if (type == 2 /* NS */ && klen > ZID_LEN) {
-		memcpy(ikey, key, (size_t)klen);
-		*ilen = (size_t)klen;
-		return st->cuts;
-	}
 	if (type == 47 /* NSEC */) {
 		memcpy(ikey, key, (size_t)klen);
 		*ilen = (size_t)klen;
@@ -905,6 +962,133 @@ static int put_maybe_append(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, b
 	return mdb_put(txn, dbi, k, v, 0);
 }
 
+bool tld_referral_type(uint16_t type, bool at_cut)
+{
+	if (at_cut)
+		return type == 2 /* NS */ || type == 43 /* DS */ || type == 47 /* NSEC */;
+	return type == 1 /* A */ || type == 28 /* AAAA */;
+}
+
+/* Builds the blob of the cut whose zid|rel key is ckey[0..clen) into w->buf;
+ * returns its length (0: the name has no NS, so it is no cut). */
+int tld_referral_add(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *owner,
+		     uint16_t type, const uint8_t *val, size_t vlen)
+{
+	size_t nlen = tld_name_len(owner), need = *len + nlen + 6 + vlen;
+	if (need > *cap) {
+		size_t c = *cap ? *cap : 4096;
+		while (c < need)
+			c *= 2;
+		uint8_t *p = realloc(*buf, c);
+		if (p == NULL)
+			return TLD_ENOMEM;
+		*buf = p;
+		*cap = c;
+	}
+	uint8_t *p = *buf + *len;
+	memcpy(p, owner, nlen);
+	put_be16(p + nlen, type);
+	put_be32(p + nlen + 2, (uint32_t)vlen);
+	memcpy(p + nlen + 6, val, vlen);
+	*len = need;
+	return TLD_OK;
+}
+
+/* Builds the blob of the cut whose zid|rel key is ckey[0..clen) into w->buf;
+ * returns its length (0: the name has no NS, so it is no cut). */
+static int referral_build(tld_writer *w, const tld_zone *z, const uint8_t *ckey, size_t clen)
+{
+	MDB_val k = {clen, (void *)ckey}, v;
+	size_t len = 0;
+	bool has_ns = false;
+	int rc = mdb_cursor_get(w->cur_rr, &k, &v, MDB_SET_RANGE);
+	for (; rc == 0; rc = mdb_cursor_get(w->cur_rr, &k, &v, MDB_NEXT)) {
+		const uint8_t *kb = k.mv_data;
+		if (k.mv_size < clen + 3 || memcmp(kb, ckey, clen) != 0)
+			break;
+		size_t rlen = k.mv_size - ZID_LEN - 3;
+		uint16_t type = get_be16(kb + k.mv_size - 2);
+		bool at_cut = (k.mv_size == clen + 3);
+		if (!tld_referral_type(type, at_cut))
+			continue;
+		has_ns |= at_cut && type == 2;
+		uint8_t owner[TLD_NAME_MAX];
+		if (rel_key_name(z, kb + ZID_LEN, rlen, owner) < 0)
+			return TLD_EFOREIGN;
+		int err = tld_referral_add(&w->buf, &len, &w->buf_cap, owner, type, v.mv_data,
+					   v.mv_size);
+		if (err < 0)
+			return err;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return tld_store_err(rc, NULL, "referral rebuild");
+	return has_ns ? (int)len : 0;
+}
+
+static int cut_rebuild_key(tld_writer *w, const tld_zone *z, const uint8_t *ckey, size_t clen,
+			   bool append, tld_errbuf *eb)
+{
+	int len = referral_build(w, z, ckey, clen);
+	if (len < 0)
+		return tld_errf(eb, len, "referral rebuild: %s", tld_strerror(len));
+	MDB_val k = {clen, (void *)ckey}, v = {(size_t)len, w->buf};
+	int rc;
+	if (len == 0) {
+		rc = mdb_del(w->txn, w->st->cuts, &k, NULL);
+		rc = rc == MDB_NOTFOUND ? 0 : rc;
+	} else {
+		rc = put_maybe_append(w->txn, w->st->cuts, &k, &v, append);
+	}
+	return rc == 0 ? TLD_OK : tld_store_err(rc, eb, "write referral");
+}
+
+int tld_cut_put(tld_writer *w, const tld_zone *z, const uint8_t *cut, const uint8_t *blob,
+		size_t len, bool append, tld_errbuf *eb)
+{
+	uint8_t key[RR_KEY_MAX];
+	int klen = name_rel_key(z, cut, key);
+	if (klen <= ZID_LEN)
+		return tld_errf(eb, TLD_EINVAL, "cut is outside the zone or at its apex");
+	MDB_val k = {(size_t)klen, key}, v = {len, (void *)blob};
+	int rc = put_maybe_append(w->txn, w->st->cuts, &k, &v, append);
+	return rc == 0 ? TLD_OK : tld_store_err(rc, eb, "write referral");
+}
+
+int tld_cut_rebuild(tld_writer *w, const tld_zone *z, const uint8_t *cut, bool append,
+		    tld_errbuf *eb)
+{
+	uint8_t key[RR_KEY_MAX];
+	int klen = name_rel_key(z, cut, key);
+	if (klen < 0)
+		return tld_errf(eb, klen, "cut is outside the zone");
+	if (klen == ZID_LEN)
+		return TLD_OK; /* the apex is no cut */
+	return cut_rebuild_key(w, z, key, (size_t)klen, append, eb);
+}
+
+/* After a change at the owner whose zid|rel key is key[0..klen): refresh the
+ * referral data it is part of. */
+static int cut_maintain(tld_writer *w, const tld_zone *z, const uint8_t *key, size_t klen,
+			uint16_t type, tld_errbuf *eb)
+{
+	if (klen == ZID_LEN)
+		return TLD_OK; /* apex data is in no referral */
+	if (type == 2) /* NS: this name becomes (or stops being) a cut */
+		return cut_rebuild_key(w, z, key, klen, false, eb);
+	if (!tld_referral_type(type, true) && !tld_referral_type(type, false))
+		return TLD_OK;
+	uint8_t found[TLD_KEY_MAX + ZID_LEN], ckey[RR_KEY_MAX];
+	MDB_val v;
+	int flen = cut_floor(w->cur_cut, key, klen, found, &v);
+	if (flen == TLD_ENOENT)
+		return TLD_OK;
+	if (flen < 0)
+		return tld_errf(eb, flen, "referral lookup: %s", tld_strerror(flen));
+	memcpy(ckey, key, ZID_LEN);
+	memcpy(ckey + ZID_LEN, found, (size_t)flen);
+	return cut_rebuild_key(w, z, ckey, ZID_LEN + (size_t)flen, false, eb);
+}
+
 int tld_rrset_put(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16_t type,
                   const uint8_t *val, size_t len, bool append, tld_errbuf *eb)
 {
@@ -923,7 +1107,7 @@ int tld_rrset_put(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16
 		if ((rc = put_maybe_append(w->txn, idx, &ik, &iv, append)) != 0)
 			return tld_store_err(rc, eb, "write index");
 	}
-	return TLD_OK;
+	return append ? TLD_OK : cut_maintain(w, z, key, (size_t)klen - 3, type, eb);
 }
 
 int tld_rrset_del(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16_t type,
@@ -945,7 +1129,7 @@ int tld_rrset_del(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return tld_store_err(rc, eb, "delete index");
 	}
-	return TLD_OK;
+	return cut_maintain(w, z, key, (size_t)klen - 3, type, eb);
 }
 
 int tld_writer_rrset_get(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16_t type,

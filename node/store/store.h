@@ -28,7 +28,8 @@
  *   rrsets   zid | rel | 0x00 | type(BE16) -> RRset value (below). Every type of
  *            a name sorts before the name's descendants (0x00 < any label byte),
  *            so "does this name or anything below it exist" is one cursor probe.
- *   cuts     zid | rel -> "" for every delegation point (NS below the apex)
+ *   cuts     zid | rel -> referral blob, for every delegation point (NS below
+ *            the apex): what a referral needs in one probe (see tld_referral)
  *   nsec     zid | rel -> "" for every owner of an NSEC RRset
  *   nsec3    zid | hashlabel -> "" for every NSEC3 owner (first label, lower-case
  *            base32hex, whose order is the hash order)
@@ -180,6 +181,29 @@ int tld_name_exists(tld_reader *r, const tld_zone *z, const uint8_t *name);
  * TLD_ENOENT when name is authoritative data of z. One cursor probe. */
 int tld_cut_find(tld_reader *r, const tld_zone *z, const uint8_t *name, uint8_t *cut);
 
+/*
+ * Referral data of a delegation point, kept with its cuts entry: the NS
+ * RRset, then the DS and NSEC RRsets of the cut when present, then the A and
+ * AAAA RRsets of names below the cut (in-domain glue), each entry being
+ *   owner (wire, lower case) | type u16 | value length u32 | RRset value.
+ * The store rebuilds it whenever an RRset at or below the cut changes, so a
+ * referral is one cursor probe. Views are valid until tld_reader_end().
+ */
+typedef struct tld_referral {
+	uint8_t cut[TLD_NAME_MAX];
+	const uint8_t *blob;
+	size_t len;
+} tld_referral;
+
+/* The delegation covering name (cut at or above name, below the apex) with
+ * its referral data. Returns the cut's wire length or TLD_ENOENT. */
+int tld_referral_find(tld_reader *r, const tld_zone *z, const uint8_t *name, tld_referral *out);
+
+/* Walks the entries of a referral: *pos starts at 0. Returns false at the
+ * end (or on a malformed blob). */
+bool tld_referral_next(const tld_referral *ref, size_t *pos, const uint8_t **owner,
+		       tld_rrset *rs);
+
 /* The NSEC owner that is name or its closest predecessor in canonical order
  * (wrapping to the last NSEC owner when name sorts before every one of them).
  * Writes it to owner; returns its wire length, or TLD_ENOENT when the zone
@@ -208,8 +232,9 @@ int tld_name_foreach_rrset(tld_reader *r, const tld_zone *z, const uint8_t *owne
 typedef struct tld_writer {
 	tld_store *st;
 	MDB_txn *txn;
-	MDB_cursor *cur_rr;
-	uint32_t last_rr_zid; /* append-mode bookkeeping */
+	MDB_cursor *cur_rr, *cur_cut;
+	uint8_t *buf; /* scratch for referral blobs, freed at commit/abort */
+	size_t buf_cap;
 } tld_writer;
 
 /* Begins a write transaction. */
@@ -244,10 +269,33 @@ int tld_rrset_encode(uint8_t *buf, size_t buflen, uint32_t ttl, uint16_t rr_coun
 int tld_rrset_decode(uint16_t type, const uint8_t *val, size_t len, tld_rrset *out);
 
 /* Stores (replacing) the RRset value for (zone, owner, type) and keeps the
- * cuts/nsec/nsec3 indexes in step. append=true promises keys arrive in
- * increasing order within a fresh zone (import), which is much faster. */
+ * nsec/nsec3 indexes and the referral data of the covering cut in step.
+ * append=true promises keys arrive in increasing order within a fresh zone
+ * (import), which is much faster; referral data is then NOT maintained: call
+ * tld_cut_rebuild() for each cut once its subtree is written. */
 int tld_rrset_put(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16_t type,
                   const uint8_t *val, size_t len, bool append, tld_errbuf *eb);
+
+/* Rebuilds the referral data of cut from the RRsets at and below it (or
+ * removes the cuts entry when cut has no NS). append as for tld_rrset_put(). */
+int tld_cut_rebuild(tld_writer *w, const tld_zone *z, const uint8_t *cut, bool append,
+		    tld_errbuf *eb);
+
+/* Stores ready-made referral data for cut (import builds it from its sorted
+ * records instead of reading them back). blob is made with
+ * tld_referral_add(). */
+int tld_cut_put(tld_writer *w, const tld_zone *z, const uint8_t *cut, const uint8_t *blob,
+		size_t len, bool append, tld_errbuf *eb);
+
+/* Appends one entry (owner, type, RRset value) to a referral blob held in a
+ * growable buffer (*buf may be NULL at first; free() it when done). Entries
+ * must come in the order tld_referral describes. Returns 0 or TLD_ENOMEM. */
+int tld_referral_add(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *owner,
+		     uint16_t type, const uint8_t *val, size_t vlen);
+
+/* Whether an RRset of type belongs in referral data, at the cut itself
+ * (at_cut) or at a name below it. */
+bool tld_referral_type(uint16_t type, bool at_cut);
 
 /* Deletes (zone, owner, type) and its index entries. TLD_ENOENT if absent. */
 int tld_rrset_del(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16_t type,
