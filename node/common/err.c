@@ -41,6 +41,12 @@ const char *tld_strerror(int code)
 		return "malformed RDATA";
 	case TLD_EBUSY:
 		return "resource busy";
+	case TLD_ESERIAL:
+		return "serial mismatch";
+	case TLD_EAUTH:
+		return "authentication failed";
+	case TLD_ETIMEDOUT:
+		return "timed out";
 	default:
 		return "unknown error";
 	}
