@@ -28,7 +28,10 @@ enum tld_err {
 	TLD_EMALFORMED = -14, /* malformed DNS message */
 	TLD_ERDATA = -15,     /* malformed RDATA */
 	TLD_EBUSY = -16,      /* resource busy (e.g. too many readers) */
-	TLD_ERR_MIN = -16,
+	TLD_ESERIAL = -17,    /* serial mismatch: a gap, a replay, or not newer */
+	TLD_EAUTH = -18,      /* message authentication failed */
+	TLD_ETIMEDOUT = -19,  /* no answer in time */
+	TLD_ERR_MIN = -19,
 };
 
 /* Returns a static, never-NULL description of code (also for unknown codes). */
