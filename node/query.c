@@ -1,6 +1,7 @@
 /* query.c - the query engine: one DNS query in, one response out, answered from the store. */
 #include "query.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "dns/nsec3.h"
@@ -17,7 +18,8 @@ struct ctx {
 	tld_reader *r;
 	const tld_query *q;
 	tld_resp *resp;
-	tld_zone zone;
+	const tld_zone *zone;
+	tld_zone zone_buf; /* when the zone cache could not be loaded */
 	bool dnssec; /* DO=1 and the zone is signed */
 	bool full;   /* something required did not fit: TC is set, stop adding */
 	unsigned rcode;
@@ -50,20 +52,122 @@ int tld_engine_init(tld_engine *e, tld_store *st, const tld_engine_conf *conf)
 	return err;
 }
 
+/* ---- zone cache ---- */
+
+/* FNV-1a over a lower-cased wire name. */
+static uint32_t name_hash(const uint8_t *name, size_t len)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ name[i]) * 16777619u;
+	return h;
+}
+
+static void zone_cache_clear(tld_zone_cache *zc)
+{
+	free(zc->zones);
+	free(zc->slots);
+	memset(zc, 0, sizeof(*zc));
+}
+
+static int zone_cache_add(const tld_zone *z, void *arg)
+{
+	tld_zone_cache *zc = arg;
+	tld_zone *zones = realloc(zc->zones, (zc->nzones + 1) * sizeof(*zones));
+	if (zones == NULL)
+		return TLD_ENOMEM;
+	zc->zones = zones;
+	zc->zones[zc->nzones++] = *z;
+	if (z->apex_labels > zc->max_labels)
+		zc->max_labels = z->apex_labels;
+	return 0;
+}
+
+/* Reloads the cache from the store; allocation happens here only, when the
+ * set of zones changed. */
+static void zone_cache_load(tld_engine *e, uint64_t gen)
+{
+	tld_zone_cache *zc = &e->zc;
+	zone_cache_clear(zc);
+	if (tld_zone_foreach(&e->reader, zone_cache_add, zc) < 0)
+		goto fail;
+	zc->nslots = 16;
+	while (zc->nslots < 2 * zc->nzones)
+		zc->nslots *= 2;
+	if ((zc->slots = calloc(zc->nslots, sizeof(*zc->slots))) == NULL)
+		goto fail;
+	for (unsigned i = 0; i < zc->nzones; i++) {
+		uint32_t h = name_hash(zc->zones[i].apex, zc->zones[i].apex_len);
+		unsigned j = h & (zc->nslots - 1);
+		while (zc->slots[j] != 0)
+			j = (j + 1) & (zc->nslots - 1);
+		zc->slots[j] = i + 1;
+	}
+	zc->generation = gen;
+	zc->valid = true;
+	return;
+fail:
+	zone_cache_clear(zc);
+}
+
+static const tld_zone *zone_cache_get(const tld_zone_cache *zc, const uint8_t *apex)
+{
+	size_t len = tld_name_len(apex);
+	uint32_t h = name_hash(apex, len);
+	for (unsigned j = h & (zc->nslots - 1); zc->slots[j] != 0; j = (j + 1) & (zc->nslots - 1)) {
+		const tld_zone *z = &zc->zones[zc->slots[j] - 1];
+		if (z->apex_len == len && memcmp(z->apex, apex, len) == 0)
+			return z;
+	}
+	return NULL;
+}
+
+/* The closest enclosing zone of a lower-case name, as tld_zone_find_qtype()
+ * would find it, from the cache. */
+static const tld_zone *zone_cache_find(const tld_zone_cache *zc, const uint8_t *name,
+				       uint16_t qtype)
+{
+	int labels = tld_name_labels(name);
+	const uint8_t *p = labels > zc->max_labels ? tld_name_suffix(name, zc->max_labels) : name;
+	for (; p != NULL; p = *p ? p + 1 + *p : NULL) {
+		const tld_zone *z = zone_cache_get(zc, p);
+		if (z == NULL)
+			continue;
+		/* DS at a zone's apex belongs to the parent zone, if served here. */
+		if (qtype == TLD_T_DS && p == name && *p != 0) {
+			for (const uint8_t *q = p + 1 + *p; q != NULL; q = *q ? q + 1 + *q : NULL) {
+				const tld_zone *parent = zone_cache_get(zc, q);
+				if (parent != NULL)
+					return parent;
+			}
+		}
+		return z;
+	}
+	return NULL;
+}
+
 void tld_engine_fini(tld_engine *e)
 {
+	zone_cache_clear(&e->zc);
 	tld_reader_close(&e->reader);
 }
 
 void tld_engine_batch_begin(tld_engine *e)
 {
+	uint64_t gen;
 	e->reader_ok = tld_reader_begin(&e->reader) == 0;
-	if (!e->reader_ok)
+	if (!e->reader_ok) {
 		e->stats.store_errors++;
+		return;
+	}
+	if (tld_reader_generation(&e->reader, &gen) == 0 &&
+	    (!e->zc.valid || gen != e->zc.generation))
+		zone_cache_load(e, gen);
 }
 
 void tld_engine_batch_end(tld_engine *e)
 {
+	e->soa_zid = 0; /* the view dies with the snapshot */
 	if (e->reader_ok)
 		tld_reader_end(&e->reader);
 	e->reader_ok = false;
@@ -108,7 +212,7 @@ static void put_required(struct ctx *c, int sec, const uint8_t *owner, const tld
 
 static bool get_rrset(struct ctx *c, const uint8_t *owner, uint16_t type, tld_rrset *rs)
 {
-	return tld_rrset_get(c->r, &c->zone, owner, type, rs) == 0 && rs->rr_count > 0;
+	return tld_rrset_get(c->r, c->zone, owner, type, rs) == 0 && rs->rr_count > 0;
 }
 
 /* ---- negative answers and proofs ---- */
@@ -116,15 +220,22 @@ static bool get_rrset(struct ctx *c, const uint8_t *owner, uint16_t type, tld_rr
 /* Adds the zone's SOA to authority with the negative-caching TTL. */
 static void put_soa(struct ctx *c)
 {
+	tld_engine *e = c->e;
 	tld_rrset soa;
-	if (!get_rrset(c, c->zone.apex, TLD_T_SOA, &soa))
-		return;
+	if (e->soa_zid == c->zone->id) { /* already read in this batch (same snapshot) */
+		soa = e->soa;
+	} else {
+		if (!get_rrset(c, c->zone->apex, TLD_T_SOA, &soa))
+			return;
+		e->soa = soa;
+		e->soa_zid = c->zone->id;
+	}
 	const uint8_t *p = soa.rrs, *rd;
 	uint16_t rdlen;
 	uint32_t ttl = soa.ttl;
 	if (tld_rr_next(&p, soa.sigs, NULL, &rd, &rdlen) && rdlen >= 22)
 		ttl = min32(ttl, get_be32(rd + rdlen - 4)); /* MINIMUM */
-	put_required(c, TLD_SEC_AUTHORITY, c->zone.apex, &soa, ttl);
+	put_required(c, TLD_SEC_AUTHORITY, c->zone->apex, &soa, ttl);
 }
 
 /* Adds the RRset (owner, type) as a denial proof unless already present. */
@@ -145,7 +256,7 @@ static void put_proof(struct ctx *c, const uint8_t *owner, uint16_t type)
 static void nsec_cover(struct ctx *c, const uint8_t *name)
 {
 	uint8_t owner[TLD_NAME_MAX];
-	if (tld_nsec_find(c->r, &c->zone, name, owner) > 0)
+	if (tld_nsec_find(c->r, c->zone, name, owner) > 0)
 		put_proof(c, owner, TLD_T_NSEC);
 }
 
@@ -155,7 +266,7 @@ static bool nsec3_proof(struct ctx *c, const uint8_t *name, bool exact)
 {
 	uint8_t hash[TLD_NSEC3_HASH_MAX], owner[TLD_NAME_MAX];
 	char b32[TLD_NSEC3_B32_MAX];
-	const tld_zone *z = &c->zone;
+	const tld_zone *z = c->zone;
 	if (tld_nsec3_hash(z->nsec3_alg, z->nsec3_salt, z->nsec3_saltlen, z->nsec3_iter, name,
 	                   hash) < 0)
 		return false;
@@ -179,8 +290,8 @@ static const uint8_t *closest_encloser(struct ctx *c, const uint8_t *name,
                                        const uint8_t **next_closer)
 {
 	const uint8_t *nc = name, *p = parent_of(name);
-	while (tld_name_labels(p) > c->zone.apex_labels &&
-	       tld_name_exists(c->r, &c->zone, p) == 0) {
+	while (tld_name_labels(p) > c->zone->apex_labels &&
+	       tld_name_exists(c->r, c->zone, p) == 0) {
 		nc = p;
 		p = parent_of(p);
 	}
@@ -214,7 +325,7 @@ static void nodata(struct ctx *c, const uint8_t *name, const uint8_t *wc)
 	put_soa(c);
 	if (!c->dnssec)
 		return;
-	if (c->zone.flags & TLD_ZONE_NSEC3) {
+	if (c->zone->flags & TLD_ZONE_NSEC3) {
 		if (wc == NULL) {
 			if (!nsec3_proof(c, name, true)) {
 				/* Opt-out span (RFC 5155 7.2.4): prove the closest encloser. */
@@ -241,7 +352,7 @@ static void nxdomain(struct ctx *c, const uint8_t *name, const uint8_t *ce, cons
 	put_soa(c);
 	if (!c->dnssec || !wildcard_of(ce, wc))
 		return;
-	if (c->zone.flags & TLD_ZONE_NSEC3) {
+	if (c->zone->flags & TLD_ZONE_NSEC3) {
 		nsec3_closest_encloser_proof(c, ce, nc);
 		nsec3_proof(c, wc, false);
 		return;
@@ -252,7 +363,9 @@ static void nxdomain(struct ctx *c, const uint8_t *name, const uint8_t *ce, cons
 
 /* ---- positive answers ---- */
 
-/* Adds address records of the in-zone targets of an NS/MX/SRV answer. */
+/* Adds address records of the in-zone targets of an NS/MX/SRV answer. They
+ * are optional (RFC 2181 9): one that does not fit is skipped, and the
+ * following ones, often smaller (A after AAAA), are still tried. */
 static void additional_for(struct ctx *c, const tld_rrset *rs)
 {
 	const uint8_t *p = rs->rrs, *rd;
@@ -262,15 +375,13 @@ static void additional_for(struct ctx *c, const tld_rrset *rs)
 		if (rdlen <= skip || tld_name_check(rd + skip, rdlen - skip) < 0)
 			continue;
 		const uint8_t *target = rd + skip;
-		if (!tld_name_is_below(target, c->zone.apex))
+		if (!tld_name_is_below(target, c->zone->apex))
 			continue;
 		tld_rrset a;
-		if (get_rrset(c, target, TLD_T_A, &a) &&
-		    put_rrset(c, TLD_SEC_ADDITIONAL, target, &a, UINT32_MAX) < 0)
-			return;
-		if (get_rrset(c, target, TLD_T_AAAA, &a) &&
-		    put_rrset(c, TLD_SEC_ADDITIONAL, target, &a, UINT32_MAX) < 0)
-			return;
+		if (get_rrset(c, target, TLD_T_A, &a))
+			put_rrset(c, TLD_SEC_ADDITIONAL, target, &a, UINT32_MAX);
+		if (get_rrset(c, target, TLD_T_AAAA, &a))
+			put_rrset(c, TLD_SEC_ADDITIONAL, target, &a, UINT32_MAX);
 	}
 }
 
@@ -299,7 +410,7 @@ static bool answer_at(struct ctx *c, const uint8_t *node, const uint8_t *owner, 
 	*next = NULL;
 	if (qtype == TLD_T_ANY) { /* RFC 8482: one RRset is enough */
 		struct any_pick ap = {.found = false};
-		tld_name_foreach_rrset(c->r, &c->zone, node, pick_first, &ap);
+		tld_name_foreach_rrset(c->r, c->zone, node, pick_first, &ap);
 		if (!ap.found)
 			return false;
 		put_required(c, TLD_SEC_ANSWER, owner, &ap.rs, UINT32_MAX);
@@ -324,55 +435,75 @@ static bool answer_at(struct ctx *c, const uint8_t *node, const uint8_t *owner, 
 
 /* ---- referrals ---- */
 
-static void glue_for(struct ctx *c, const uint8_t *cut, const tld_rrset *ns, bool in_domain)
+/* Adds the glue of the NS targets below the cut (in_domain) or elsewhere in
+ * the zone (sibling glue). RFC 9471: all in-domain glue, or TC=1. Sibling
+ * glue is optional: an RRset that does not fit is skipped and the rest are
+ * still tried, so a small A can follow an AAAA that did not fit. */
+/* The RRset (owner, type) among a referral's entries (cut and in-domain glue). */
+static bool ref_get(const tld_referral *ref, const uint8_t *owner, uint16_t type, tld_rrset *rs)
+{
+	size_t pos = 0;
+	const uint8_t *o;
+	while (tld_referral_next(ref, &pos, &o, rs))
+		if (rs->type == type && tld_name_equal(o, owner))
+			return rs->rr_count > 0;
+	return false;
+}
+
+/* Adds the address records of the NS targets: in-domain glue from the
+ * referral data (all of it, or TC=1: RFC 9471), then sibling glue (other
+ * names of this zone) from the store, when it fits. */
+static void glue_for(struct ctx *c, const tld_referral *ref, const tld_rrset *ns, bool in_domain)
 {
 	const uint8_t *p = ns->rrs, *rd;
 	uint16_t rdlen;
-	while (tld_rr_next(&p, ns->sigs, NULL, &rd, &rdlen)) {
-		if (tld_name_check(rd, rdlen) < 0 || !tld_name_is_below(rd, c->zone.apex))
+	while (!c->full && tld_rr_next(&p, ns->sigs, NULL, &rd, &rdlen)) {
+		if (tld_name_check(rd, rdlen) < 0 || !tld_name_is_below(rd, c->zone->apex))
 			continue;
-		if (tld_name_is_below(rd, cut) != in_domain)
+		if (tld_name_is_below(rd, ref->cut) != in_domain)
 			continue;
 		static const uint16_t types[] = {TLD_T_A, TLD_T_AAAA};
 		for (int i = 0; i < 2; i++) {
 			tld_rrset a;
-			if (!get_rrset(c, rd, types[i], &a))
-				continue;
-			if (put_rrset(c, TLD_SEC_ADDITIONAL, rd, &a, UINT32_MAX) < 0) {
-				/* RFC 9471: all in-domain glue, or TC=1; sibling glue is optional.
-				 */
-				if (in_domain)
-					truncate_resp(c);
+			bool found = in_domain ? ref_get(ref, rd, types[i], &a)
+					       : get_rrset(c, rd, types[i], &a);
+			/* A record that does not fit is skipped: smaller ones may. */
+			if (found && put_rrset(c, TLD_SEC_ADDITIONAL, rd, &a, UINT32_MAX) < 0 &&
+			    in_domain) {
+				truncate_resp(c);
 				return;
 			}
 		}
 	}
 }
 
-static void ds_denial(struct ctx *c, const uint8_t *cut)
+static void ds_denial(struct ctx *c, const tld_referral *ref)
 {
-	if (c->zone.flags & TLD_ZONE_NSEC3) {
+	const uint8_t *cut = ref->cut;
+	if (c->zone->flags & TLD_ZONE_NSEC3) {
 		if (!nsec3_proof(c, cut, true)) {
 			/* Opt-out: closest provable encloser, next closer covered. */
 			const uint8_t *nc = cut, *ce = parent_of(cut);
-			while (tld_name_labels(ce) > c->zone.apex_labels &&
+			while (tld_name_labels(ce) > c->zone->apex_labels &&
 			       !nsec3_proof(c, ce, true)) {
 				nc = ce;
 				ce = parent_of(ce);
 			}
-			if (tld_name_labels(ce) == c->zone.apex_labels)
+			if (tld_name_labels(ce) == c->zone->apex_labels)
 				nsec3_proof(c, ce, true);
 			nsec3_proof(c, nc, false);
 		}
 		return;
 	}
-	put_proof(c, cut, TLD_T_NSEC);
+	tld_rrset nsec;
+	if (ref_get(ref, cut, TLD_T_NSEC, &nsec))
+		put_required(c, TLD_SEC_AUTHORITY, cut, &nsec, UINT32_MAX);
 }
 
-static void referral(struct ctx *c, const uint8_t *cut)
+static void referral(struct ctx *c, const tld_referral *ref)
 {
 	tld_rrset ns, ds;
-	if (!get_rrset(c, cut, TLD_T_NS, &ns)) {
+	if (!ref_get(ref, ref->cut, TLD_T_NS, &ns)) {
 		c->rcode = TLD_RCODE_SERVFAIL;
 		return;
 	}
@@ -380,20 +511,20 @@ static void referral(struct ctx *c, const uint8_t *cut)
 	/* NS at a cut is not signed: write it without RRSIGs. */
 	bool dnssec = c->dnssec;
 	c->dnssec = false;
-	put_required(c, TLD_SEC_AUTHORITY, cut, &ns, UINT32_MAX);
+	put_required(c, TLD_SEC_AUTHORITY, ref->cut, &ns, UINT32_MAX);
 	c->dnssec = dnssec;
 	if (c->dnssec) {
-		if (get_rrset(c, cut, TLD_T_DS, &ds))
-			put_required(c, TLD_SEC_AUTHORITY, cut, &ds, UINT32_MAX);
+		if (ref_get(ref, ref->cut, TLD_T_DS, &ds))
+			put_required(c, TLD_SEC_AUTHORITY, ref->cut, &ds, UINT32_MAX);
 		else
-			ds_denial(c, cut);
+			ds_denial(c, ref);
 	}
 	if (c->full)
 		return;
 	c->dnssec = false; /* glue is never signed */
-	glue_for(c, cut, &ns, true);
+	glue_for(c, ref, &ns, true);
 	if (!c->full)
-		glue_for(c, cut, &ns, false);
+		glue_for(c, ref, &ns, false);
 	c->dnssec = dnssec;
 }
 
@@ -409,33 +540,34 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 	for (int i = 0; i < CNAME_HOPS && !c->full; i++) {
 		const uint8_t *next;
 		if (answer_at(c, name, owner, qtype, &next)) {
-			if (next == NULL || !tld_name_is_below(next, c->zone.apex) ||
-			    tld_cut_find(c->r, &c->zone, next, cut) > 0)
+			if (next == NULL || !tld_name_is_below(next, c->zone->apex) ||
+			    tld_cut_find(c->r, c->zone, next, cut) > 0)
 				return;
 			memcpy(hop, next, tld_name_len(next));
 			name = owner = hop;
 			continue;
 		}
-		int exists = tld_name_exists(c->r, &c->zone, name);
+		int exists = tld_name_exists(c->r, c->zone, name);
 		if (exists != 0) {
 			nodata(c, name, NULL);
 			return;
 		}
 		const uint8_t *nc, *ce = closest_encloser(c, name, &nc);
-		if (!wildcard_of(ce, wc) || tld_name_exists(c->r, &c->zone, wc) != 1) {
+		if (!(c->zone->flags & TLD_ZONE_WILDCARD) || !wildcard_of(ce, wc) ||
+		    tld_name_exists(c->r, c->zone, wc) != 1) {
 			nxdomain(c, name, ce, nc);
 			return;
 		}
 		/* Wildcard synthesis (RFC 4592): owner stays the name asked for. */
 		if (answer_at(c, wc, owner, qtype, &next)) {
 			if (c->dnssec) {
-				if (c->zone.flags & TLD_ZONE_NSEC3)
+				if (c->zone->flags & TLD_ZONE_NSEC3)
 					nsec3_proof(c, nc, false);
 				else
 					nsec_cover(c, name);
 			}
-			if (next == NULL || !tld_name_is_below(next, c->zone.apex) ||
-			    tld_cut_find(c->r, &c->zone, next, cut) > 0)
+			if (next == NULL || !tld_name_is_below(next, c->zone->apex) ||
+			    tld_cut_find(c->r, c->zone, next, cut) > 0)
 				return;
 			memcpy(hop, next, tld_name_len(next));
 			name = owner = hop;
@@ -504,15 +636,22 @@ static void answer_query(struct ctx *c)
 		c->rcode = TLD_RCODE_SERVFAIL;
 		return;
 	}
-	if (tld_zone_find_qtype(c->r, q->qname_lc, q->qtype, &c->zone) < 0) {
+	const tld_zone *z = c->e->zc.valid ? zone_cache_find(&c->e->zc, q->qname_lc, q->qtype)
+					   : NULL;
+	if (z == NULL && !c->e->zc.valid &&
+	    tld_zone_find_qtype(c->r, q->qname_lc, q->qtype, &c->zone_buf) == 0)
+		z = &c->zone_buf;
+	if (z == NULL) {
 		c->rcode = TLD_RCODE_REFUSED;
 		return;
 	}
-	c->dnssec = q->edns_do && (c->zone.flags & TLD_ZONE_SIGNED);
-	uint8_t cut[TLD_NAME_MAX];
-	if (tld_cut_find(c->r, &c->zone, q->qname_lc, cut) > 0 &&
-	    !(q->qtype == TLD_T_DS && tld_name_equal(cut, q->qname_lc))) {
-		referral(c, cut);
+	c->zone = z;
+	c->dnssec = q->edns_do && (c->zone->flags & TLD_ZONE_SIGNED);
+	tld_referral ref;
+	bool at_apex = q->qname_labels == c->zone->apex_labels; /* no cut above the apex */
+	if (!at_apex && tld_referral_find(c->r, c->zone, q->qname_lc, &ref) > 0 &&
+	    !(q->qtype == TLD_T_DS && tld_name_equal(ref.cut, q->qname_lc))) {
+		referral(c, &ref);
 		return;
 	}
 	authoritative(c, q->qname_lc, q->qtype);

@@ -57,10 +57,26 @@ typedef struct tld_engine_stats {
 	uint64_t store_errors; /* read transaction failures (answered SERVFAIL) */
 } tld_engine_stats;
 
+/* The zones of the store, cached per worker until the store's generation
+ * changes (checked once per batch), so finding a query's zone costs no
+ * B-tree probe: an open-addressing table keyed by a hash of the apex. */
+typedef struct tld_zone_cache {
+	uint64_t generation;
+	tld_zone *zones;
+	unsigned nzones;
+	uint32_t *slots; /* index + 1 into zones; 0 = empty */
+	unsigned nslots; /* power of two, >= 2 * nzones */
+	uint8_t max_labels; /* of any apex: longer suffixes need no probe */
+	bool valid;
+} tld_zone_cache;
+
 typedef struct tld_engine {
 	const tld_engine_conf *conf;
 	tld_reader reader;
 	bool reader_ok;
+	tld_zone_cache zc;
+	uint32_t soa_zid; /* zone whose SOA is in soa, for this batch (0: none) */
+	tld_rrset soa;
 	tld_engine_stats stats;
 } tld_engine;
 

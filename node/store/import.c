@@ -519,6 +519,9 @@ static int check_node(tld_zdata *zd, struct walk *w, const struct node *n)
 		                 apex ? "DS at the zone apex (DS belongs in the parent)"
 		                      : "DS at a name that is not a delegation point");
 	}
+	/* A leftmost '*' label: in key form, '*' + 1 then the terminator, last. */
+	if (klen >= 2 && key[klen - 2] == '*' + 1 && (klen == 2 || key[klen - 3] == 0))
+		zd->flags |= TLD_ZONE_WILDCARD;
 	if (n->has[TLD_T_DNAME]) {
 		w->dname_key = key;
 		w->dname_len = klen;
@@ -766,6 +769,23 @@ const uint8_t *tld_zdata_apex(const tld_zdata *zd)
 uint32_t tld_zdata_serial(const tld_zdata *zd)
 {
 	return zd->serial;
+}
+
+size_t tld_zdata_count(const tld_zdata *zd)
+{
+	return zd->nsorted;
+}
+
+void tld_zdata_rec(const tld_zdata *zd, size_t i, tld_zrec *out)
+{
+	const struct rec *r = zd->sorted[i];
+	out->key = rec_key(zd, r);
+	out->key_len = r->key_len;
+	out->type = r->type;
+	out->is_sig = r->is_sig != 0;
+	out->ttl = r->ttl;
+	out->rdata = rec_rdata(zd, r);
+	out->rdlen = r->rdlen;
 }
 
 void tld_zdata_free(tld_zdata *zd)

@@ -64,6 +64,26 @@ int tld_zdata_load_string(const char *text, size_t len, const char *name, const 
 const uint8_t *tld_zdata_apex(const tld_zdata *zd);
 uint32_t tld_zdata_serial(const tld_zdata *zd);
 
+/* One record of a loaded zone: its owner as a store key (name.h), the RRset
+ * it belongs to (for an RRSIG: the covered type, with is_sig set), its TTL as
+ * read and its RDATA. Views are valid until tld_zdata_free(). */
+typedef struct tld_zrec {
+	const uint8_t *key;
+	size_t key_len;
+	uint16_t type;
+	bool is_sig;
+	uint32_t ttl;
+	const uint8_t *rdata;
+	uint16_t rdlen;
+} tld_zrec;
+
+/* Number of records of zd, duplicates dropped. tld_zdata_rec() reads record
+ * i < count in canonical order: owner key, type, the RRs before the RRSIGs
+ * covering them, then RDATA (octets, the shorter first on a common prefix),
+ * which is the order tld_zdata_write() stores them in. */
+size_t tld_zdata_count(const tld_zdata *zd);
+void tld_zdata_rec(const tld_zdata *zd, size_t i, tld_zrec *out);
+
 /* Writes zd as a new zone id in w and fills z (flags, serial, NSEC3 params);
  * the caller publishes it with tld_zone_publish(). */
 int tld_zdata_write(const tld_zdata *zd, tld_writer *w, tld_zone *z, tld_import_stats *stats,

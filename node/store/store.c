@@ -903,9 +903,39 @@ int tld_zone_publish(tld_writer *w, const tld_zone *z, tld_errbuf *eb)
 	return err < 0 ? err : bump_generation(w, eb);
 }
 
+/* Do two records of one zone differ in what answering depends on (not the
+ * serial, journal bounds or time)? */
+static bool zone_shape_differs(const tld_zone *a, const tld_zone *b)
+{
+	return a->id != b->id || a->flags != b->flags || a->nsec3_alg != b->nsec3_alg ||
+	       a->nsec3_flags != b->nsec3_flags || a->nsec3_iter != b->nsec3_iter ||
+	       a->nsec3_saltlen != b->nsec3_saltlen ||
+	       memcmp(a->nsec3_salt, b->nsec3_salt, a->nsec3_saltlen) != 0;
+}
+
 int tld_zone_update(tld_writer *w, const tld_zone *z, tld_errbuf *eb)
 {
-	return zone_put(w, z, eb);
+	uint8_t key[1 + TLD_KEY_MAX];
+	tld_zone old;
+	int found = zone_lookup_key(w->txn, w->st->zones, key, zone_key(z->apex, key), &old);
+	if (found < 0 && found != TLD_ENOENT)
+		return tld_errf(eb, found, "zone record: %s", tld_strerror(found));
+	int err = zone_put(w, z, eb);
+	if (err < 0)
+		return err;
+	/* Readers cache zone records by generation: tell them when it matters. */
+	return (found == TLD_ENOENT || zone_shape_differs(&old, z)) ? bump_generation(w, eb)
+								      : TLD_OK;
+}
+
+int tld_reader_generation(tld_reader *r, uint64_t *gen)
+{
+	MDB_val v;
+	int rc = meta_get(r->st, r->txn, "generation", &v);
+	if (rc != 0 || v.mv_size != sizeof(*gen))
+		return rc != 0 ? tld_store_err(rc, NULL, "generation") : TLD_EFOREIGN;
+	memcpy(gen, v.mv_data, sizeof(*gen));
+	return TLD_OK;
 }
 
 int tld_zone_remove(tld_writer *w, const uint8_t *apex, tld_errbuf *eb)
@@ -1136,6 +1166,20 @@ int tld_writer_rrset_get(tld_writer *w, const tld_zone *z, const uint8_t *owner,
                          tld_rrset *out)
 {
 	return rrset_get_txn(w->txn, w->st->rrsets, z, owner, type, out);
+}
+
+int tld_writer_foreach_rrset(tld_writer *w, const tld_zone *z, const uint8_t *owner, bool subtree,
+                             int (*fn)(const uint8_t *owner, const tld_rrset *rs, void *ctx),
+                             void *ctx)
+{
+	uint8_t key[RR_KEY_MAX];
+	int klen = name_rel_key(z, owner, key);
+	if (klen < 0)
+		return klen;
+	if (subtree) /* zid|rel prefixes the owner's own keys and its descendants' */
+		return foreach_prefix(w->cur_rr, z, key, (size_t)klen, false, fn, ctx);
+	key[klen] = 0;
+	return foreach_prefix(w->cur_rr, z, key, (size_t)klen + 1, true, fn, ctx);
 }
 
 /* ---- journal ---- */

@@ -63,6 +63,8 @@
 #define TLD_ZONE_NSEC3        0x02u /* the apex has NSEC3PARAM: signed with NSEC3 */
 #define TLD_ZONE_NSEC3_OPTOUT 0x04u /* some NSEC3 record has the opt-out flag */
 #define TLD_ZONE_SIGNED       0x08u /* the apex has DNSKEY and RRSIGs */
+#define TLD_ZONE_WILDCARD     0x10u /* some owner starts with a '*' label: without
+				       it, NXDOMAIN needs no wildcard probe */
 
 typedef struct tld_store tld_store;
 
@@ -150,6 +152,11 @@ void tld_reader_end(tld_reader *r);
 void tld_reader_close(tld_reader *r);
 
 /* ---- Reads (reader active) ---- */
+
+/* The store's generation: it changes whenever a zone is added, removed,
+ * replaced, or changes flags or NSEC3 parameters, so a reader may cache zone
+ * records until it changes. */
+int tld_reader_generation(tld_reader *r, uint64_t *gen);
 
 /* The zone whose apex is exactly apex. TLD_ENOENT if none. */
 int tld_zone_get(tld_reader *r, const uint8_t *apex, tld_zone *out);
@@ -305,6 +312,14 @@ int tld_rrset_del(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16
  * write or the end of the transaction). */
 int tld_writer_rrset_get(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16_t type,
                          tld_rrset *out);
+
+/* Calls fn for each RRset read inside the write transaction, in canonical
+ * order: those owned by exactly owner, or (subtree) those at and below owner,
+ * i.e. the whole zone when owner is the apex. fn must not write; views are
+ * valid during the call only. Stops early and returns fn's value on non-zero. */
+int tld_writer_foreach_rrset(tld_writer *w, const tld_zone *z, const uint8_t *owner, bool subtree,
+                             int (*fn)(const uint8_t *owner, const tld_rrset *rs, void *ctx),
+                             void *ctx);
 
 /* Appends an opaque journal entry for zone z at sequence seq, in this
  * transaction. */
