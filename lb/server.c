@@ -1,5 +1,6 @@
 /* server.c - worker threads, each with its own libuv loop and SO_REUSEPORT sockets. */
 #include "server.h"
+#include "takeover.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,17 +14,25 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdatomic.h>
+
 #include <uv.h>
 
 #define TCP_MSG_MAX   65535
 #define TCP_BACKLOG   1024
 #define PKTINFO_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
-#define UDP_ROUNDS    16 /* recvmmsg calls per readiness event, for fairness with TCP */
+#define UDP_ROUNDS    16   /* recvmmsg calls per readiness event, for fairness with TCP */
+#define STOP_GRACE_MS 1000 /* on stop, longest wait for a connection's queued answers */
+
+/* Sockets one worker may serve: its own, plus any inherited from a
+ * predecessor that ran more workers. */
+#define WORKER_SOCK_MAX (2 * TLD_LISTEN_MAX)
 
 struct worker;
 
 struct udp_sock {
 	int fd;
+	struct sockaddr_storage addr; /* bound to (for a successor's takeover) */
 	bool wildcard; /* bound to 0.0.0.0/:: : answer from the query's destination */
 	int family;
 	uv_poll_t poll;
@@ -32,6 +41,8 @@ struct udp_sock {
 
 struct tcp_listener {
 	int fd;
+	int fd_served; /* the descriptor, also once the uv handle owns it */
+	struct sockaddr_storage addr;
 	uv_tcp_t h;
 	struct worker *w;
 };
@@ -45,6 +56,7 @@ struct tcp_conn {
 	unsigned inflight; /* writes queued, not yet completed */
 	unsigned closing;  /* handles still to close */
 	bool paused, eof;
+	int client_slot; /* index into client_conns, or -1 */
 	struct sockaddr_storage peer;
 	int peer_len;
 };
@@ -63,10 +75,12 @@ struct worker {
 	uv_async_t stop_async;
 	void *ctx;
 	int init_err;
-	struct udp_sock udp[TLD_LISTEN_MAX];
-	struct tcp_listener tcp[TLD_LISTEN_MAX];
-	unsigned nsock;
+	bool loop_init; /* loop (and stop_async) initialised */
+	struct udp_sock udp[WORKER_SOCK_MAX];
+	struct tcp_listener tcp[WORKER_SOCK_MAX];
+	unsigned nudp, ntcp;
 	unsigned tcp_conns;
+	tld_server_stats stats; /* written by this worker only */
 	bool stopping;
 	/* UDP batch buffers: nothing is allocated per packet. */
 	struct mmsghdr in[TLD_UDP_BATCH], out[TLD_UDP_BATCH];
@@ -79,12 +93,19 @@ struct worker {
 	uint8_t tcp_out[2 + TCP_MSG_MAX];
 };
 
+/* Connections per client address, shared by the workers: a client's
+ * connections land on any worker (SO_REUSEPORT hashes the 4-tuple). Slots
+ * are indexed by a hash of the address; two clients sharing a slot share
+ * a cap, which errs on the safe side. */
+#define CLIENT_SLOTS 4096
+
 struct tld_server {
 	tld_server_opts opts;
 	tld_handler h;
 	struct worker **workers;
 	unsigned nworkers;
 	sem_t ready;
+	_Atomic unsigned client_conns[CLIENT_SLOTS];
 };
 
 /* ---- options and addresses ---- */
@@ -95,6 +116,7 @@ void tld_server_opts_default(tld_server_opts *o)
 	o->rcvbuf = 4 << 20;
 	o->sndbuf = 4 << 20;
 	o->tcp_max_conns = 512;
+	o->tcp_max_per_client = 64;
 	o->tcp_idle_ms = 10000;
 	o->tcp_max_pipeline = 100;
 }
@@ -330,6 +352,7 @@ static void on_udp_readable(uv_poll_t *p, int status, int events)
 
 static void on_conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void conn_resume(struct tcp_conn *c);
 
 static void conn_handle_closed(uv_handle_t *h)
 {
@@ -337,6 +360,9 @@ static void conn_handle_closed(uv_handle_t *h)
 	if (--c->closing > 0)
 		return;
 	c->w->tcp_conns--;
+	c->w->stats.tcp_open = c->w->tcp_conns;
+	if (c->client_slot >= 0)
+		atomic_fetch_sub(&c->w->srv->client_conns[c->client_slot], 1);
 	free(c->rbuf);
 	free(c);
 }
@@ -353,6 +379,7 @@ static void conn_close(struct tcp_conn *c)
 
 static void on_conn_timeout(uv_timer_t *t)
 {
+	((struct tcp_conn *)t->data)->w->stats.tcp_timeouts++;
 	conn_close(t->data);
 }
 
@@ -372,10 +399,8 @@ static void on_write_done(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	if (c->paused && c->inflight < c->w->srv->opts.tcp_max_pipeline / 2 + 1) {
-		c->paused = false;
-		uv_read_start((uv_stream_t *)&c->h, on_conn_alloc, on_conn_read);
-	}
+	if (c->paused && !c->eof && c->inflight < c->w->srv->opts.tcp_max_pipeline / 2 + 1)
+		conn_resume(c);
 }
 
 /* Answers one framed query; returns false if the connection must close. */
@@ -433,6 +458,21 @@ static bool conn_process(struct tcp_conn *c)
 	return ok;
 }
 
+/* Reading paused on a full pipeline: first answer the queries the buffer
+ * already holds (no new data may ever come to trigger them), then read again
+ * unless the pipeline is full once more (the next completed write resumes). */
+static void conn_resume(struct tcp_conn *c)
+{
+	if (!conn_process(c)) {
+		conn_close(c);
+		return;
+	}
+	if (c->inflight >= c->w->srv->opts.tcp_max_pipeline)
+		return;
+	c->paused = false;
+	uv_read_start((uv_stream_t *)&c->h, on_conn_alloc, on_conn_read);
+}
+
 static void on_conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct tcp_conn *c = h->data;
@@ -472,6 +512,37 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+/* Slot of a client address in client_conns. */
+static int client_slot(const struct sockaddr_storage *ss)
+{
+	const uint8_t *p;
+	size_t n;
+	if (ss->ss_family == AF_INET) {
+		p = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+		n = 4;
+	} else if (ss->ss_family == AF_INET6) {
+		p = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		n = 16;
+	} else {
+		return -1;
+	}
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return (int)(h % CLIENT_SLOTS);
+}
+
+/* Counts the connection against its client's cap; false when over it. */
+static bool client_admit(struct tcp_conn *c)
+{
+	tld_server *s = c->w->srv;
+	c->client_slot = client_slot(&c->peer);
+	if (c->client_slot < 0)
+		return true;
+	unsigned n = atomic_fetch_add(&s->client_conns[c->client_slot], 1) + 1;
+	return s->opts.tcp_max_per_client == 0 || n <= s->opts.tcp_max_per_client;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct tcp_listener *l = server->data;
@@ -485,14 +556,21 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_tcp_init(&w->loop, &c->h);
 	uv_timer_init(&w->loop, &c->timer);
 	c->h.data = c->timer.data = c;
+	c->client_slot = -1;
 	w->tcp_conns++;
-	if (uv_accept(server, (uv_stream_t *)&c->h) != 0 ||
-	    w->tcp_conns > w->srv->opts.tcp_max_conns || w->stopping) {
+	w->stats.tcp_open = w->tcp_conns;
+	if (uv_accept(server, (uv_stream_t *)&c->h) != 0) {
 		conn_close(c);
 		return;
 	}
 	c->peer_len = sizeof(c->peer);
 	uv_tcp_getpeername(&c->h, (struct sockaddr *)&c->peer, &c->peer_len);
+	if (!client_admit(c) || w->tcp_conns > w->srv->opts.tcp_max_conns || w->stopping) {
+		w->stats.tcp_refused++;
+		conn_close(c);
+		return;
+	}
+	w->stats.tcp_accepted++;
 	uv_timer_start(&c->timer, on_conn_timeout, w->srv->opts.tcp_idle_ms, 0);
 	uv_read_start((uv_stream_t *)&c->h, on_conn_alloc, on_conn_read);
 }
@@ -505,11 +583,20 @@ static void close_walk(uv_handle_t *h, void *arg)
 		return;
 	if (h->type == UV_TCP) { /* listeners are already closing: a connection */
 		struct tcp_conn *c = h->data;
-		/* A connection: finish what is queued, then close. */
-		if (c->inflight == 0)
+		struct worker *w = arg;
+		/* A connection: read nothing more, finish what is queued, then close.
+		 * A peer that does not read would hold the stop until its idle
+		 * timeout: give it STOP_GRACE_MS at most. */
+		uv_read_stop((uv_stream_t *)&c->h);
+		c->eof = true;
+		if (c->inflight == 0) {
 			conn_close(c);
-		else
-			c->eof = true;
+		} else {
+			unsigned grace = w->srv->opts.tcp_idle_ms;
+			if (grace > STOP_GRACE_MS)
+				grace = STOP_GRACE_MS;
+			uv_timer_start(&c->timer, on_conn_timeout, grace, 0);
+		}
 		return;
 	}
 }
@@ -518,16 +605,18 @@ static void on_stop(uv_async_t *a)
 {
 	struct worker *w = a->data;
 	w->stopping = true;
-	for (unsigned i = 0; i < w->nsock; i++) {
-		/* Answer what the socket already holds, then stop reading. */
+	for (unsigned i = 0; i < w->nudp; i++) {
+		/* Answer what the socket already holds, then stop reading. A
+		 * successor holding the same socket reads what arrives next. */
 		while (udp_batch(&w->udp[i]) > 0)
 			;
 		uv_poll_stop(&w->udp[i].poll);
 		uv_close((uv_handle_t *)&w->udp[i].poll, NULL);
 		close(w->udp[i].fd);
 		w->udp[i].fd = -1;
-		uv_close((uv_handle_t *)&w->tcp[i].h, NULL);
 	}
+	for (unsigned i = 0; i < w->ntcp; i++)
+		uv_close((uv_handle_t *)&w->tcp[i].h, NULL);
 	uv_walk(&w->loop, close_walk, w);
 	uv_close((uv_handle_t *)&w->stop_async, NULL);
 }
@@ -537,20 +626,26 @@ static int worker_setup(struct worker *w)
 	const tld_server_opts *o = &w->srv->opts;
 	if (uv_loop_init(&w->loop) != 0)
 		return TLD_ENOMEM;
+	w->loop_init = true;
 	uv_async_init(&w->loop, &w->stop_async, on_stop);
 	w->stop_async.data = w;
-	for (unsigned i = 0; i < w->nsock; i++) {
+	for (unsigned i = 0; i < w->nudp; i++) {
 		struct udp_sock *u = &w->udp[i];
-		struct tcp_listener *l = &w->tcp[i];
-		u->w = l->w = w;
+		u->w = w;
 		if (uv_poll_init_socket(&w->loop, &u->poll, u->fd) != 0)
 			return TLD_EIO;
 		u->poll.data = u;
 		uv_poll_start(&u->poll, UV_READABLE, on_udp_readable);
+	}
+	for (unsigned i = 0; i < w->ntcp; i++) {
+		struct tcp_listener *l = &w->tcp[i];
+		l->w = w;
 		uv_tcp_init(&w->loop, &l->h);
 		l->h.data = l;
-		if (uv_tcp_open(&l->h, l->fd) != 0 ||
-		    uv_listen((uv_stream_t *)&l->h, TCP_BACKLOG, on_connection) != 0)
+		if (uv_tcp_open(&l->h, l->fd) != 0)
+			return TLD_EIO;
+		l->fd = -1; /* the handle owns it now: uv_close() closes it */
+		if (uv_listen((uv_stream_t *)&l->h, TCP_BACKLOG, on_connection) != 0)
 			return TLD_EIO;
 	}
 	(void)o;
@@ -578,31 +673,116 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+static void add_udp(struct worker *w, int fd, const struct sockaddr_storage *addr)
+{
+	struct udp_sock *u = &w->udp[w->nudp++];
+	u->fd = fd;
+	u->addr = *addr;
+	u->family = addr->ss_family;
+	u->wildcard = addr_is_wildcard(addr);
+}
+
+static void add_tcp(struct worker *w, int fd, const struct sockaddr_storage *addr)
+{
+	struct tcp_listener *l = &w->tcp[w->ntcp++];
+	l->fd = l->fd_served = fd;
+	l->addr = *addr;
+}
+
+/* A socket for addr: inherited from a predecessor when it has one left,
+ * else a new one. */
+static int get_socket(const tld_server_opts *o, int type, const struct sockaddr_storage *addr,
+                      tld_errbuf *eb)
+{
+	int fd = o->inherit ? tld_takeover_take(o->inherit, type, addr) : -1;
+	return fd >= 0 ? fd : sock_open(addr, type, o, eb);
+}
+
 static int worker_sockets(struct worker *w, const tld_server_opts *o, tld_errbuf *eb)
 {
 	for (unsigned i = 0; i < o->nlisten; i++) {
-		int fd = sock_open(&o->listen[i], SOCK_DGRAM, o, eb);
+		int fd = get_socket(o, SOCK_DGRAM, &o->listen[i], eb);
 		if (fd < 0)
 			return fd;
-		w->udp[i].fd = fd;
-		w->udp[i].family = o->listen[i].ss_family;
-		w->udp[i].wildcard = addr_is_wildcard(&o->listen[i]);
-		w->nsock = i + 1;
-		if ((fd = sock_open(&o->listen[i], SOCK_STREAM, o, eb)) < 0)
+		add_udp(w, fd, &o->listen[i]);
+		if ((fd = get_socket(o, SOCK_STREAM, &o->listen[i], eb)) < 0)
 			return fd;
-		w->tcp[i].fd = fd;
+		add_tcp(w, fd, &o->listen[i]);
 	}
 	return TLD_OK;
 }
 
+/* Inherited sockets beyond what our workers took (the predecessor ran more
+ * workers): serve them too, round-robin, or datagrams queued in them would
+ * be lost when the predecessor exits. Those for addresses we no longer
+ * listen on are left for tld_takeover_release(). */
+static void adopt_leftovers(tld_server *s)
+{
+	tld_takeover_set *set = s->opts.inherit;
+	unsigned next = 0;
+	for (unsigned i = 0; set != NULL && i < set->n; i++) {
+		tld_takeover_sock *t = &set->socks[i];
+		bool ours = false;
+		for (unsigned j = 0; j < s->opts.nlisten && !ours; j++)
+			ours = tld_addr_equal(&s->opts.listen[j], &t->addr);
+		if (t->fd < 0 || !ours)
+			continue;
+		struct worker *w = s->workers[next++ % s->nworkers];
+		if (t->type == SOCK_DGRAM && w->nudp < WORKER_SOCK_MAX)
+			add_udp(w, t->fd, &t->addr);
+		else if (t->type == SOCK_STREAM && w->ntcp < WORKER_SOCK_MAX)
+			add_tcp(w, t->fd, &t->addr);
+		else
+			continue;
+		t->fd = -1;
+	}
+}
+
 static void worker_close_fds(struct worker *w)
 {
-	for (unsigned i = 0; i < w->nsock; i++) {
-		if (w->udp[i].fd > 0)
+	for (unsigned i = 0; i < w->nudp; i++) {
+		if (w->udp[i].fd >= 0)
 			close(w->udp[i].fd);
-		if (w->tcp[i].fd > 0)
-			close(w->tcp[i].fd);
+		w->udp[i].fd = -1;
 	}
+	for (unsigned i = 0; i < w->ntcp; i++) {
+		if (w->tcp[i].fd >= 0)
+			close(w->tcp[i].fd);
+		w->tcp[i].fd = -1;
+	}
+}
+
+unsigned tld_server_sockets(const tld_server *s, tld_takeover_sock *out, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		const struct worker *w = s->workers[i];
+		for (unsigned j = 0; j < w->nudp && n < max; j++)
+			out[n++] = (tld_takeover_sock){
+			    .fd = w->udp[j].fd, .type = SOCK_DGRAM, .addr = w->udp[j].addr};
+		for (unsigned j = 0; j < w->ntcp && n < max; j++)
+			out[n++] = (tld_takeover_sock){
+			    .fd = w->tcp[j].fd_served, .type = SOCK_STREAM, .addr = w->tcp[j].addr};
+	}
+	return n;
+}
+
+static void discard_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+/* Releases what a worker that failed to start holds (its thread has exited,
+ * so this thread may use its loop): handles first, then its sockets. */
+static void worker_discard(struct worker *w)
+{
+	if (w->loop_init) {
+		uv_walk(&w->loop, discard_walk, NULL);
+		uv_run(&w->loop, UV_RUN_DEFAULT);
+	}
+	worker_close_fds(w);
 }
 
 int tld_server_start(tld_server **out, const tld_server_opts *o, const tld_handler *h,
@@ -633,6 +813,8 @@ int tld_server_start(tld_server **out, const tld_server_opts *o, const tld_handl
 		s->workers[s->nworkers++] = w;
 		err = worker_sockets(w, &s->opts, eb);
 	}
+	if (err == 0)
+		adopt_leftovers(s);
 	unsigned started = 0;
 	for (unsigned i = 0; err == 0 && i < s->nworkers; i++) {
 		if (pthread_create(&s->workers[i]->thread, NULL, worker_main, s->workers[i]) != 0) {
@@ -647,14 +829,18 @@ int tld_server_start(tld_server **out, const tld_server_opts *o, const tld_handl
 		if (s->workers[i]->init_err < 0)
 			err = tld_errf(eb, s->workers[i]->init_err, "worker %u failed to start", i);
 	if (err < 0) {
+		/* Running workers stop as on tld_server_stop(); one that failed has
+		 * no loop running (maybe none at all): its thread has exited. */
 		for (unsigned i = 0; i < started; i++) {
-			uv_async_send(&s->workers[i]->stop_async);
-			pthread_join(s->workers[i]->thread, NULL);
+			struct worker *w = s->workers[i];
+			if (w->init_err == 0)
+				uv_async_send(&w->stop_async);
+			pthread_join(w->thread, NULL);
+			if (w->init_err != 0)
+				worker_discard(w);
 		}
-		for (unsigned i = 0; i < s->nworkers; i++)
-			if (i >= started)
-				worker_close_fds(s->workers[i]);
-		s->nworkers = started;
+		for (unsigned i = started; i < s->nworkers; i++)
+			worker_close_fds(s->workers[i]);
 		tld_server_free(s);
 		return err;
 	}
@@ -668,6 +854,13 @@ void tld_server_stop(tld_server *s)
 		uv_async_send(&s->workers[i]->stop_async);
 	for (unsigned i = 0; i < s->nworkers; i++)
 		pthread_join(s->workers[i]->thread, NULL);
+}
+
+void tld_server_worker_stats(const tld_server *s, unsigned i, tld_server_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (i < s->nworkers)
+		*out = s->workers[i]->stats;
 }
 
 unsigned tld_server_workers(const tld_server *s)
@@ -686,7 +879,8 @@ void tld_server_free(tld_server *s)
 		return;
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		struct worker *w = s->workers[i];
-		uv_loop_close(&w->loop);
+		if (w->loop_init)
+			uv_loop_close(&w->loop);
 		free(w);
 	}
 	free(s->workers);

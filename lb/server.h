@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "../node/common/err.h"
+#include "takeover.h"
 
 /*
  * The lb layer knows nothing of DNS. It owns sockets and threads and hands
@@ -65,12 +66,14 @@ typedef struct tld_handler {
 typedef struct tld_server_opts {
 	struct sockaddr_storage listen[TLD_LISTEN_MAX];
 	unsigned nlisten;
-	unsigned workers;          /* 0: one per CPU */
-	int rcvbuf, sndbuf;        /* UDP socket buffers, bytes (0: keep the kernel's) */
-	unsigned tcp_max_conns;    /* per worker */
-	unsigned tcp_idle_ms;      /* idle / incomplete-message timeout */
-	unsigned tcp_max_pipeline; /* queries answered per connection before reading pauses */
-	bool pin_cpus;             /* pin worker i to CPU i % ncpu */
+	unsigned workers;            /* 0: one per CPU */
+	int rcvbuf, sndbuf;          /* UDP socket buffers, bytes (0: keep the kernel's) */
+	unsigned tcp_max_conns;      /* per worker */
+	unsigned tcp_max_per_client; /* per client address, over all workers (0: no cap) */
+	unsigned tcp_idle_ms;        /* idle / incomplete-message timeout */
+	unsigned tcp_max_pipeline;   /* queries answered per connection before reading pauses */
+	bool pin_cpus;               /* pin worker i to CPU i % ncpu */
+	tld_takeover_set *inherit;   /* sockets from a predecessor to serve first (takeover.h) */
 } tld_server_opts;
 
 /* Sensible defaults for a TLD node. */
@@ -94,6 +97,21 @@ int tld_server_start(tld_server **out, const tld_server_opts *o, const tld_handl
 /* Graceful stop: every worker stops reading new messages, answers what it has
  * already read, closes its sockets and exits; returns when all have joined. */
 void tld_server_stop(tld_server *s);
+
+/* TCP counters of one worker (read from any thread: exact to within the
+ * changes in flight). */
+typedef struct tld_server_stats {
+	uint64_t tcp_open;     /* connections open now */
+	uint64_t tcp_accepted; /* connections accepted */
+	uint64_t tcp_refused;  /* closed at once: over a cap, or while stopping */
+	uint64_t tcp_timeouts; /* closed for idleness or an incomplete message */
+} tld_server_stats;
+
+void tld_server_worker_stats(const tld_server *s, unsigned i, tld_server_stats *out);
+
+/* Every socket the workers serve, for handing them to a successor; returns
+ * how many were written to out (at most max). Valid until tld_server_stop(). */
+unsigned tld_server_sockets(const tld_server *s, tld_takeover_sock *out, unsigned max);
 
 /* Number of workers actually running, and each one's handler context. */
 unsigned tld_server_workers(const tld_server *s);

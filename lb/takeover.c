@@ -1,4 +1,5 @@
-/* takeover.c - hand listening sockets from a running tldnode to its successor over a unix socket. */
+/* takeover.c - hand listening sockets from a running tldnode to its successor over a unix socket.
+ */
 #include "takeover.h"
 
 #include <errno.h>
@@ -14,8 +15,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define REQUEST     "TAKEOVER 1\n"
-#define TIMEOUT_MS  2000
+#define REQUEST    "TAKEOVER 1\n"
+#define TIMEOUT_MS 2000
 
 struct tld_takeover_server {
 	int fd;
@@ -55,12 +56,15 @@ static int receive_set(int fd, tld_takeover_set *set, tld_errbuf *eb)
 		struct cmsghdr align;
 	} ctl;
 	struct iovec iov = {.iov_base = recs, .iov_len = sizeof(recs)};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			   .msg_controllen = sizeof(ctl.buf)};
+	struct msghdr m = {.msg_iov = &iov,
+	                   .msg_iovlen = 1,
+	                   .msg_control = ctl.buf,
+	                   .msg_controllen = sizeof(ctl.buf)};
 	ssize_t got = recvmsg(fd, &m, MSG_CMSG_CLOEXEC | MSG_WAITALL);
 	if (got < 0)
 		return tld_errf(eb, errno == EAGAIN ? TLD_ETIMEDOUT : TLD_EIO,
-				"takeover: no answer from the running tldnode: %s", strerror(errno));
+		                "takeover: no answer from the running tldnode: %s",
+		                strerror(errno));
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 	if (c == NULL || c->cmsg_type != SCM_RIGHTS)
 		return 0; /* "NONE" */
@@ -71,7 +75,7 @@ static int receive_set(int fd, tld_takeover_set *set, tld_errbuf *eb)
 		for (unsigned i = 0; i < nfd; i++)
 			close(fds[i]);
 		return tld_errf(eb, TLD_EIO, "takeover: malformed answer (%u sockets, %u records)",
-				nfd, nrec);
+		                nfd, nrec);
 	}
 	for (unsigned i = 0; i < nfd; i++) {
 		set->socks[i] = recs[i];
@@ -106,7 +110,7 @@ int tld_takeover_fetch(const char *path, tld_takeover_set *set, tld_errbuf *eb)
 	return n;
 }
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+bool tld_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return false;
@@ -123,7 +127,7 @@ int tld_takeover_take(tld_takeover_set *set, int type, const struct sockaddr_sto
 {
 	for (unsigned i = 0; i < set->n; i++) {
 		tld_takeover_sock *s = &set->socks[i];
-		if (s->fd >= 0 && s->type == type && same_addr(&s->addr, addr)) {
+		if (s->fd >= 0 && s->type == type && tld_addr_equal(&s->addr, addr)) {
 			int fd = s->fd;
 			s->fd = -1;
 			return fd;
@@ -160,8 +164,10 @@ static void answer(struct tld_takeover_server *s, int c)
 	} ctl;
 	memset(&ctl, 0, sizeof(ctl));
 	struct iovec iov = {.iov_base = s->socks, .iov_len = s->n * sizeof(tld_takeover_sock)};
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			   .msg_controllen = CMSG_SPACE(sizeof(int) * s->n)};
+	struct msghdr m = {.msg_iov = &iov,
+	                   .msg_iovlen = 1,
+	                   .msg_control = ctl.buf,
+	                   .msg_controllen = CMSG_SPACE(sizeof(int) * s->n)};
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
@@ -177,7 +183,7 @@ static void *serve_main(void *arg)
 {
 	struct tld_takeover_server *s = arg;
 	struct pollfd pfd[2] = {{.fd = s->fd, .events = POLLIN},
-				{.fd = s->stop_pipe[0], .events = POLLIN}};
+	                        {.fd = s->stop_pipe[0], .events = POLLIN}};
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
 			break;
@@ -220,8 +226,8 @@ static int bind_atomic(struct tld_takeover_server *s, const char *path, tld_errb
 	return TLD_OK;
 }
 
-int tld_takeover_serve(tld_takeover_server **out, const char *path,
-		       const tld_takeover_sock *socks, unsigned n, tld_errbuf *eb)
+int tld_takeover_serve(tld_takeover_server **out, const char *path, const tld_takeover_sock *socks,
+                       unsigned n, tld_errbuf *eb)
 {
 	struct tld_takeover_server *s = calloc(1, sizeof(*s));
 	if (s == NULL)

@@ -1,4 +1,5 @@
-/* takeover.h - hand listening sockets from a running tldnode to its successor over a unix socket. */
+/* takeover.h - hand listening sockets from a running tldnode to its successor over a unix socket.
+ */
 #ifndef TLD_TAKEOVER_H
 #define TLD_TAKEOVER_H
 
@@ -30,7 +31,7 @@
 /* One inherited socket: its descriptor and what it is. */
 typedef struct tld_takeover_sock {
 	int fd;
-	int type; /* SOCK_DGRAM or SOCK_STREAM (a listener) */
+	int type;                     /* SOCK_DGRAM or SOCK_STREAM (a listener) */
 	struct sockaddr_storage addr; /* the address it is bound to */
 } tld_takeover_sock;
 
@@ -49,6 +50,9 @@ int tld_takeover_fetch(const char *path, tld_takeover_set *set, tld_errbuf *eb);
  * given type bound exactly to addr, or -1 if none is left. */
 int tld_takeover_take(tld_takeover_set *set, int type, const struct sockaddr_storage *addr);
 
+/* Same family, address and port? */
+bool tld_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 /* Closes every descriptor of set that was not taken. */
 void tld_takeover_release(tld_takeover_set *set);
 
@@ -57,8 +61,8 @@ void tld_takeover_release(tld_takeover_set *set);
  * rename over path), so a successor replaces a predecessor's socket file. */
 typedef struct tld_takeover_server tld_takeover_server;
 
-int tld_takeover_serve(tld_takeover_server **out, const char *path,
-		       const tld_takeover_sock *socks, unsigned n, tld_errbuf *eb);
+int tld_takeover_serve(tld_takeover_server **out, const char *path, const tld_takeover_sock *socks,
+                       unsigned n, tld_errbuf *eb);
 
 /* Stops the thread; removes path if it is still ours. */
 void tld_takeover_stop(tld_takeover_server *s);

@@ -1,8 +1,10 @@
 /* query.c - the query engine: one DNS query in, one response out, answered from the store. */
 #include "query.h"
+#include "common/bytes.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dns/nsec3.h"
 #include "dns/rrtype.h"
@@ -20,21 +22,17 @@ struct ctx {
 	tld_resp *resp;
 	const tld_zone *zone;
 	tld_zone zone_buf; /* when the zone cache could not be loaded */
-	bool dnssec; /* DO=1 and the zone is signed */
-	bool full;   /* something required did not fit: TC is set, stop adding */
+	bool dnssec;       /* DO=1 and the zone is signed */
+	bool full;         /* something required did not fit: TC is set, stop adding */
 	unsigned rcode;
 	uint8_t proofs[PROOFS_MAX][TLD_NAME_MAX]; /* denial owners already added */
 	unsigned nproofs;
+	const uint8_t *cut; /* the delegation of a referral (for rate limiting) */
 };
 
 static inline uint32_t min32(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;
-}
-
-static inline uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 void tld_engine_conf_default(tld_engine_conf *conf)
@@ -125,7 +123,7 @@ static const tld_zone *zone_cache_get(const tld_zone_cache *zc, const uint8_t *a
 /* The closest enclosing zone of a lower-case name, as tld_zone_find_qtype()
  * would find it, from the cache. */
 static const tld_zone *zone_cache_find(const tld_zone_cache *zc, const uint8_t *name,
-				       uint16_t qtype)
+                                       uint16_t qtype)
 {
 	int labels = tld_name_labels(name);
 	const uint8_t *p = labels > zc->max_labels ? tld_name_suffix(name, zc->max_labels) : name;
@@ -155,6 +153,11 @@ void tld_engine_fini(tld_engine *e)
 void tld_engine_batch_begin(tld_engine *e)
 {
 	uint64_t gen;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	e->now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	e->now_s = (uint32_t)ts.tv_sec;
 	e->reader_ok = tld_reader_begin(&e->reader) == 0;
 	if (!e->reader_ok) {
 		e->stats.store_errors++;
@@ -234,7 +237,7 @@ static void put_soa(struct ctx *c)
 	uint16_t rdlen;
 	uint32_t ttl = soa.ttl;
 	if (tld_rr_next(&p, soa.sigs, NULL, &rd, &rdlen) && rdlen >= 22)
-		ttl = min32(ttl, get_be32(rd + rdlen - 4)); /* MINIMUM */
+		ttl = min32(ttl, tld_get_be32(rd + rdlen - 4)); /* MINIMUM */
 	put_required(c, TLD_SEC_AUTHORITY, c->zone->apex, &soa, ttl);
 }
 
@@ -400,6 +403,35 @@ static int pick_first(const uint8_t *owner, const tld_rrset *rs, void *arg)
 	return 1;
 }
 
+struct sig_answer {
+	struct ctx *c;
+	const uint8_t *owner;
+	bool found;
+};
+
+static int put_sigs_of(const uint8_t *node, const tld_rrset *rs, void *arg)
+{
+	struct sig_answer *sa = arg;
+	if (rs->sig_count == 0)
+		return 0;
+	sa->found = true;
+	if (tld_resp_add_sigs(sa->c->resp, TLD_SEC_ANSWER, sa->owner, TLD_C_IN, UINT32_MAX,
+	                      rs->sigs, (size_t)(rs->end - rs->sigs)) < 0) {
+		truncate_resp(sa->c);
+		return 1;
+	}
+	return 0;
+}
+
+/* qtype RRSIG: the signatures are the data asked for, whatever DO says
+ * (stored with the RRsets they cover, so gathered from each). */
+static bool answer_rrsigs(struct ctx *c, const uint8_t *node, const uint8_t *owner)
+{
+	struct sig_answer sa = {.c = c, .owner = owner};
+	tld_name_foreach_rrset(c->r, c->zone, node, put_sigs_of, &sa);
+	return sa.found;
+}
+
 /* Answers from the RRsets at node (owner as written: qname or a CNAME
  * target). Returns true when the answer is complete, false when there is no
  * data of the type. On a CNAME, writes the target to *next. */
@@ -408,6 +440,8 @@ static bool answer_at(struct ctx *c, const uint8_t *node, const uint8_t *owner, 
 {
 	tld_rrset rs;
 	*next = NULL;
+	if (qtype == TLD_T_RRSIG)
+		return answer_rrsigs(c, node, owner);
 	if (qtype == TLD_T_ANY) { /* RFC 8482: one RRset is enough */
 		struct any_pick ap = {.found = false};
 		tld_name_foreach_rrset(c->r, c->zone, node, pick_first, &ap);
@@ -466,7 +500,7 @@ static void glue_for(struct ctx *c, const tld_referral *ref, const tld_rrset *ns
 		for (int i = 0; i < 2; i++) {
 			tld_rrset a;
 			bool found = in_domain ? ref_get(ref, rd, types[i], &a)
-					       : get_rrset(c, rd, types[i], &a);
+			                       : get_rrset(c, rd, types[i], &a);
 			/* A record that does not fit is skipped: smaller ones may. */
 			if (found && put_rrset(c, TLD_SEC_ADDITIONAL, rd, &a, UINT32_MAX) < 0 &&
 			    in_domain) {
@@ -508,6 +542,7 @@ static void referral(struct ctx *c, const tld_referral *ref)
 		return;
 	}
 	c->e->stats.referrals++;
+	c->cut = ref->cut;
 	/* NS at a cut is not signed: write it without RRSIGs. */
 	bool dnssec = c->dnssec;
 	c->dnssec = false;
@@ -636,8 +671,8 @@ static void answer_query(struct ctx *c)
 		c->rcode = TLD_RCODE_SERVFAIL;
 		return;
 	}
-	const tld_zone *z = c->e->zc.valid ? zone_cache_find(&c->e->zc, q->qname_lc, q->qtype)
-					   : NULL;
+	const tld_zone *z =
+	    c->e->zc.valid ? zone_cache_find(&c->e->zc, q->qname_lc, q->qtype) : NULL;
 	if (z == NULL && !c->e->zc.valid &&
 	    tld_zone_find_qtype(c->r, q->qname_lc, q->qtype, &c->zone_buf) == 0)
 		z = &c->zone_buf;
@@ -657,11 +692,22 @@ static void answer_query(struct ctx *c)
 	authoritative(c, q->qname_lc, q->qtype);
 }
 
+/* Cookie option we send: client cookie + a fresh 16-byte server cookie. */
+#define COOKIE_OPT_LEN (4 + TLD_COOKIE_CLIENT_LEN + TLD_COOKIE_SERVER_LEN)
+
+static bool wants_cookie(const tld_engine_conf *conf, const tld_query *q)
+{
+	return conf->cookies != NULL && conf->cookies->enabled &&
+	       q->cookie_len >= TLD_COOKIE_CLIENT_LEN;
+}
+
 static size_t our_opt_len(const tld_engine_conf *conf, const tld_query *q)
 {
 	size_t n = TLD_OPT_LEN;
 	if (q->nsid && conf->identity[0])
 		n += 4 + strlen(conf->identity);
+	if (wants_cookie(conf, q))
+		n += COOKIE_OPT_LEN;
 	return n;
 }
 
@@ -677,8 +723,54 @@ static void count(tld_engine_stats *s, const tld_query *q, unsigned rcode, bool 
 	s->truncated += tc;
 }
 
+/* The rate-limiting class of a finished response, and the name it is about. */
+static int rrl_class(const struct ctx *c, const tld_resp *resp, const uint8_t **name)
+{
+	static const uint8_t root[1] = {0};
+	*name = c->zone != NULL ? c->zone->apex : root;
+	if (c->rcode == TLD_RCODE_NXDOMAIN)
+		return TLD_RRL_NXDOMAIN;
+	if (c->rcode != TLD_RCODE_NOERROR)
+		return TLD_RRL_ERROR;
+	if (c->cut != NULL) {
+		*name = c->cut;
+		return TLD_RRL_REFERRAL;
+	}
+	*name = c->q->qname_lc;
+	return resp->count[TLD_SEC_ANSWER] > 0 ? TLD_RRL_POSITIVE : TLD_RRL_NODATA;
+}
+
+/* Adds our OPT RR (NSID, cookie) to a response to q. */
+static void add_opt(tld_engine *e, tld_resp *resp, const tld_query *q,
+                    const struct sockaddr *client)
+{
+	const tld_engine_conf *conf = e->conf;
+	bool nsid = q->nsid && conf->identity[0];
+	if (tld_resp_add_opt(resp, conf->edns_max, q->edns_do,
+	                     nsid ? (const uint8_t *)conf->identity : NULL,
+	                     nsid ? (uint16_t)strlen(conf->identity) : 0) < 0 &&
+	    tld_resp_add_opt(resp, conf->edns_max, q->edns_do, NULL, 0) < 0)
+		return;
+	if (client != NULL && wants_cookie(conf, q)) {
+		uint8_t cookie[TLD_COOKIE_CLIENT_LEN + TLD_COOKIE_SERVER_LEN];
+		tld_cookie_make(conf->cookies, q->pkt + q->cookie_off, client, e->now_s, cookie);
+		tld_resp_add_edns_option(resp, TLD_EDNS_COOKIE, cookie, sizeof(cookie));
+	}
+}
+
+/* A rate-limited response slips out truncated: header, question, OPT. */
+static void slip(tld_engine *e, tld_resp *resp, const tld_query *q, const struct sockaddr *client,
+                 unsigned rcode)
+{
+	tld_resp_init(resp, resp->buf, resp->cap, q);
+	tld_resp_set_flags(resp, TLD_WIRE_TC, 0);
+	tld_resp_set_rcode(resp, rcode);
+	if (q->has_opt)
+		add_opt(e, resp, q, client);
+}
+
 size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap,
-                         bool tcp)
+                         bool tcp, const struct sockaddr *client)
 {
 	tld_query q;
 	int pr = tld_query_parse(pkt, len, &q);
@@ -706,12 +798,29 @@ size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t 
 	else
 		answer_query(&c);
 	tld_resp_set_rcode(&resp, c.rcode);
-	if (q.has_opt) {
-		bool nsid = q.nsid && e->conf->identity[0];
-		if (tld_resp_add_opt(&resp, e->conf->edns_max, q.edns_do,
-		                     nsid ? (const uint8_t *)e->conf->identity : NULL,
-		                     nsid ? (uint16_t)strlen(e->conf->identity) : 0) < 0)
-			tld_resp_add_opt(&resp, e->conf->edns_max, q.edns_do, NULL, 0);
+	if (q.has_opt)
+		add_opt(e, &resp, &q, client);
+	/* Rate limiting: UDP only, and not for a client proving its address with
+	 * a valid server cookie (RFC 7873 5.2.3). */
+	if (!tcp && client != NULL && e->conf->rrl != NULL) {
+		bool valid = wants_cookie(e->conf, &q) &&
+		             tld_cookie_check(e->conf->cookies, q.pkt + q.cookie_off, q.cookie_len,
+		                              client, e->now_s) == TLD_COOKIE_VALID;
+		e->stats.cookies_valid += valid;
+		const uint8_t *name;
+		int cls = rrl_class(&c, &resp, &name);
+		enum tld_rrl_verdict v =
+		    valid ? TLD_RRL_PASS
+		          : tld_rrl_check(e->conf->rrl, client, cls, name, e->now_ms);
+		if (v == TLD_RRL_DROP) {
+			e->stats.rrl_dropped++;
+			return 0;
+		}
+		if (v == TLD_RRL_SLIP) {
+			e->stats.rrl_slipped++;
+			slip(e, &resp, &q, client, c.rcode);
+			c.full = true;
+		}
 	}
 	int n = tld_resp_finish(&resp);
 	count(&e->stats, &q, c.rcode, c.full, tcp);

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cookie.h"
+#include "rrl.h"
 #include "store/store.h"
 
 /*
@@ -40,6 +42,8 @@ typedef struct tld_engine_conf {
 	char version[TLD_IDENTITY_MAX + 1];  /* version.bind text */
 	bool version_hidden;                 /* REFUSED for version.bind */
 	uint16_t edns_max;                   /* our UDP payload size */
+	const tld_cookie_secrets *cookies;   /* DNS Cookies (RFC 7873/9018); NULL: off */
+	tld_rrl *rrl;                        /* response rate limiting, shared; NULL: off */
 } tld_engine_conf;
 
 /* Counters of one worker, read by the metrics exporter (plain loads: exact
@@ -54,7 +58,10 @@ typedef struct tld_engine_stats {
 	uint64_t truncated;
 	uint64_t dropped; /* no reply: malformed beyond answering, or QR=1 */
 	uint64_t referrals;
-	uint64_t store_errors; /* read transaction failures (answered SERVFAIL) */
+	uint64_t store_errors;  /* read transaction failures (answered SERVFAIL) */
+	uint64_t cookies_valid; /* queries with a valid server cookie (exempt from RRL) */
+	uint64_t rrl_slipped;   /* responses sent truncated by rate limiting */
+	uint64_t rrl_dropped;   /* responses not sent by rate limiting */
 } tld_engine_stats;
 
 /* The zones of the store, cached per worker until the store's generation
@@ -64,8 +71,8 @@ typedef struct tld_zone_cache {
 	uint64_t generation;
 	tld_zone *zones;
 	unsigned nzones;
-	uint32_t *slots; /* index + 1 into zones; 0 = empty */
-	unsigned nslots; /* power of two, >= 2 * nzones */
+	uint32_t *slots;    /* index + 1 into zones; 0 = empty */
+	unsigned nslots;    /* power of two, >= 2 * nzones */
 	uint8_t max_labels; /* of any apex: longer suffixes need no probe */
 	bool valid;
 } tld_zone_cache;
@@ -75,6 +82,8 @@ typedef struct tld_engine {
 	tld_reader reader;
 	bool reader_ok;
 	tld_zone_cache zc;
+	uint64_t now_ms;  /* monotonic clock at the start of the batch (RRL) */
+	uint32_t now_s;   /* wall clock at the start of the batch (cookies) */
 	uint32_t soa_zid; /* zone whose SOA is in soa, for this batch (0: none) */
 	tld_rrset soa;
 	tld_engine_stats stats;
@@ -93,10 +102,12 @@ void tld_engine_batch_begin(tld_engine *e);
 void tld_engine_batch_end(tld_engine *e);
 
 /* Answers the query pkt[0..len) into out (cap bytes: 65535 suffice for TCP,
- * our EDNS maximum for UDP). tcp selects the transport's size limit. Returns
- * the response length, or 0 when nothing must be sent. Must be called between
+ * our EDNS maximum for UDP) for client (for cookies and rate limiting; may
+ * be NULL). tcp selects the transport's size limit; TCP is never rate
+ * limited. Returns the response length, or 0 when nothing must be sent
+ * (including a response dropped by rate limiting). Must be called between
  * batch_begin and batch_end. */
 size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap,
-                         bool tcp);
+                         bool tcp, const struct sockaddr *client);
 
 #endif

@@ -1,4 +1,4 @@
-/* tldctl.c - operator's tool: import zones into a store, look names up, dump zones. */
+/* tldctl.c - operator's tool: import, look up, dump and digest zones; push changes, show status. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../replication/ctl.h"
+#include "../replication/digest.h"
 #include "common/err.h"
 #include "dns/name.h"
 #include "dns/rrtype.h"
@@ -36,6 +38,15 @@ static const char usage_text[] =
     "      write ZONE back as a master file (stdout by default)\n"
     "  zones --store DIR\n"
     "      list the zones of the store with their serials\n"
+    "  digest --store DIR [ZONE]\n"
+    "      SHA-256 of each zone's content (or ZONE's), to compare two nodes\n"
+    "  push --control URL --key FILE (--zone-file FILE [--create] | --delta FILE)\n"
+    "       [--origin NAME] [--timeout SECONDS]\n"
+    "      send a new version of a zone, or changes (\"+\"/\"-\" lines), to a primary;\n"
+    "      returns once the primary has committed and published it, or says why not\n"
+    "  status --control URL --key FILE [--json] [--timeout SECONDS]\n"
+    "      every node (the primary and its replicas): zone, serial, lag, last\n"
+    "      report, in sync or not\n"
     "\n"
     "exit status: 0 success, 1 failure, 2 usage error, 3 lookup found nothing\n";
 
@@ -62,13 +73,56 @@ struct opts {
 	const char *output;
 	size_t map_size;
 	bool quiet;
-	int argc; /* positional arguments left */
+	tld_ctl_opts ctl; /* push, status */
+	int argc;         /* positional arguments left */
 	char **argv;
 };
 
-static int parse_opts(int argc, char **argv, struct opts *o)
+enum { OPT_CONTROL = 256, OPT_KEY, OPT_ZONE_FILE, OPT_DELTA, OPT_CREATE, OPT_JSON, OPT_TIMEOUT };
+
+/* The options of push and status; returns EXIT_OK or a usage error. */
+static int parse_ctl_opt(int c, const char *arg, tld_ctl_opts *o)
+{
+	char *end;
+	switch (c) {
+	case OPT_CONTROL:
+		o->control_url = arg;
+		return EXIT_OK;
+	case OPT_KEY:
+		o->key_file = arg;
+		return EXIT_OK;
+	case OPT_ZONE_FILE:
+		o->zone_file = arg;
+		return EXIT_OK;
+	case OPT_DELTA:
+		o->delta_file = arg;
+		return EXIT_OK;
+	case OPT_CREATE:
+		o->create = true;
+		return EXIT_OK;
+	case OPT_JSON:
+		o->json = true;
+		return EXIT_OK;
+	case OPT_TIMEOUT:
+		o->timeout_s = (unsigned)strtoul(arg, &end, 10);
+		if (*end != 0 || o->timeout_s == 0 || o->timeout_s > 86400)
+			return usage("--timeout takes 1..86400 seconds");
+		return EXIT_OK;
+	default:
+		return usage(NULL);
+	}
+}
+
+static int parse_opts(int argc, char **argv, bool need_store, struct opts *o)
 {
 	static const struct option longopts[] = {
+	    {"control", required_argument, NULL, OPT_CONTROL},
+	    {"key", required_argument, NULL, OPT_KEY},
+	    {"zone-file", required_argument, NULL, OPT_ZONE_FILE},
+	    {"delta", required_argument, NULL, OPT_DELTA},
+	    {"create", no_argument, NULL, OPT_CREATE},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"store", required_argument, NULL, 's'},
 	    {"origin", required_argument, NULL, 'o'},
 	    {"map-size", required_argument, NULL, 'm'},
@@ -110,11 +164,15 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(EXIT_OK);
-		default:
-			return usage(NULL);
+		default: {
+			int rc = parse_ctl_opt(c, optarg, &o->ctl);
+			if (rc != EXIT_OK)
+				return rc;
+		}
 		}
 	}
-	if (o->store == NULL)
+	o->ctl.origin = o->origin;
+	if (o->store == NULL && need_store)
 		return usage("--store DIR is required");
 	o->argc = argc - optind;
 	o->argv = argv + optind;
@@ -365,16 +423,85 @@ static int cmd_zones(struct opts *o)
 	return err < 0 ? fail("zones: %s%s", tld_strerror(err), "") : EXIT_OK;
 }
 
+/* ---- digest, push, status ---- */
+
+struct digest_ctx {
+	tld_reader *r;
+	const uint8_t *only; /* NULL: every zone */
+	int found;
+	int err;
+};
+
+static int digest_zone_cb(const tld_zone *z, void *arg)
+{
+	struct digest_ctx *dc = arg;
+	if (dc->only != NULL && !tld_name_equal(dc->only, z->apex))
+		return 0;
+	uint8_t md[TLD_DIGEST_LEN];
+	uint64_t rrsets;
+	char text[TLD_NAME_TXTMAX], hex[2 * TLD_DIGEST_LEN + 1];
+	tld_zone copy = *z; /* the walk below moves the zone cursor's data */
+	if ((dc->err = tld_zone_digest(dc->r, &copy, md, &rrsets)) < 0)
+		return dc->err;
+	for (int i = 0; i < TLD_DIGEST_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	tld_name_to_text(copy.apex, text, sizeof(text));
+	printf("%s\tserial %u\trrsets %" PRIu64 "\tsha256 %s\n", text, copy.serial, rrsets, hex);
+	dc->found++;
+	return 0;
+}
+
+static int cmd_digest(struct opts *o)
+{
+	uint8_t apex[TLD_NAME_MAX];
+	if (o->argc > 1)
+		return usage("digest takes at most one ZONE");
+	if (o->argc == 1 && parse_name(o->argv[0], apex) != EXIT_OK)
+		return EXIT_USAGE;
+	tld_store *st;
+	int rc = open_store(o, false, &st);
+	if (rc != EXIT_OK)
+		return rc;
+	tld_reader r;
+	struct digest_ctx dc = {.r = &r, .only = o->argc == 1 ? apex : NULL};
+	int err = tld_reader_open(st, &r);
+	if (err == 0 && (err = tld_reader_begin(&r)) == 0) {
+		err = tld_zone_foreach(&r, digest_zone_cb, &dc);
+		tld_reader_end(&r);
+	}
+	tld_reader_close(&r);
+	tld_store_close(st);
+	if (err < 0)
+		return fail("digest: %s%s", tld_strerror(err), "");
+	if (o->argc == 1 && dc.found == 0)
+		return fail("digest: %s: no such zone in the store%s", o->argv[0], "");
+	return EXIT_OK;
+}
+
+static int cmd_push(struct opts *o)
+{
+	if (o->argc != 0)
+		return usage("push takes no positional arguments");
+	return tld_ctl_push(&o->ctl);
+}
+
+static int cmd_status(struct opts *o)
+{
+	if (o->argc != 0)
+		return usage("status takes no positional arguments");
+	return tld_ctl_status(&o->ctl);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		int (*fn)(struct opts *o);
+		bool store; /* --store is required */
 	} cmds[] = {
-	    {"import", cmd_import},
-	    {"lookup", cmd_lookup},
-	    {"dump", cmd_dump},
-	    {"zones", cmd_zones},
+	    {"import", cmd_import, true},  {"lookup", cmd_lookup, true}, {"dump", cmd_dump, true},
+	    {"zones", cmd_zones, true},    {"digest", cmd_digest, true}, {"push", cmd_push, false},
+	    {"status", cmd_status, false},
 	};
 	if (argc < 2)
 		return usage("a COMMAND is required");
@@ -387,7 +514,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], cmds[i].name) != 0)
 			continue;
 		struct opts o;
-		int rc = parse_opts(argc - 1, argv + 1, &o);
+		int rc = parse_opts(argc - 1, argv + 1, cmds[i].store, &o);
 		return rc != EXIT_OK ? rc : cmds[i].fn(&o);
 	}
 	return usage("unknown COMMAND");

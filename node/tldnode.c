@@ -1,6 +1,7 @@
 /* tldnode.c - the daemon: serves the zones of a store over UDP and TCP. */
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,8 +10,13 @@
 #include <unistd.h>
 
 #include "../lb/server.h"
+#include "../lb/takeover.h"
+#include "../replication/keyfile.h"
+#include "../replication/repl.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "export.h"
+#include "metrics.h"
 #include "query.h"
 #include "store/store.h"
 
@@ -29,12 +35,40 @@ static const char usage_text[] =
     "  --workers N             worker threads (default: one per CPU)\n"
     "  --pin-cpus              pin worker i to CPU i\n"
     "  --tcp-max-conns N       TCP connections per worker (default 512)\n"
+    "  --tcp-max-per-client N  TCP connections per client address (default 64; 0: no cap)\n"
     "  --tcp-idle-ms N         TCP idle / incomplete-message timeout (default 10000)\n"
     "  --tcp-pipeline N        queries in flight per TCP connection (default 100)\n"
     "  --udp-buffer BYTES      UDP socket receive and send buffers (default 4 MiB)\n"
     "  --map-size BYTES        LMDB map size (default 64 GiB of address space)\n"
     "  --log-level LEVEL       error, warning, info (default) or debug\n"
     "  --check                 open the store, report its zones and exit\n"
+    "  --metrics ADDR:PORT     serve Prometheus metrics over HTTP there\n"
+    "  --control-socket PATH   where a successor asks for our sockets (zero-downtime\n"
+    "                          restart; default: STORE/tldnode.sock)\n"
+    "  --no-takeover           neither take sockets from a running tldnode nor give them\n"
+    "\n"
+    "protection (README.md, \"Hardening\"):\n"
+    "  --rrl-rate N            responses/s per client /24 (/56) and response kind,\n"
+    "                          over UDP (default 200; 0 turns rate limiting off)\n"
+    "  --rrl-slip N            send one limited response in N truncated (default 2)\n"
+    "  --rrl-allow PREFIX      never rate limit this prefix (repeatable)\n"
+    "  --rrl-buckets N         rate-limit table size (default 65536)\n"
+    "  --rrl-limit-loopback    rate limit loopback clients too (exempt by default)\n"
+    "  --cookie-secret-file F  DNS Cookie secrets (32 hex digits: current, then\n"
+    "                          previous), shared by the cluster; default: random\n"
+    "  --no-cookies            do not answer DNS Cookies\n"
+    "\n"
+    "replication (README.md, \"Replication\"):\n"
+    "  --role primary|replica  take part in replication (the store is then opened\n"
+    "                          writable, and created if absent)\n"
+    "  --key FILE              shared keys, hmac-sha256:NAME:BASE64SECRET lines\n"
+    "  --publish URL           primary: where deltas and heartbeats are published (PUB)\n"
+    "  --control URL           primary: where requests are served (REP);\n"
+    "                          replica: the primary's control address\n"
+    "  --primary URL           replica: the primary's publish address\n"
+    "  --heartbeat MS          primary: heartbeat period; replica: report period (100)\n"
+    "  --journal-keep N        changes kept in each zone's journal (10000; 0 = all)\n"
+    "  --sync full|meta|none   store durability (primary: full, replica: meta)\n"
     "  --help                  this text\n"
     "\n"
     "exit status: 0 clean exit, 1 failure (message on stderr), 2 usage error\n";
@@ -45,6 +79,18 @@ struct config {
 	tld_server_opts server;
 	tld_engine_conf engine;
 	bool check;
+	tld_repl_opts repl;
+	const char *key_file;
+	tld_keyring keys;
+	tld_rrl_conf rrl;
+	bool rrl_loopback;
+	const char *cookie_file;
+	bool no_cookies;
+	tld_cookie_secrets cookies;
+	bool metrics;
+	struct sockaddr_storage metrics_addr;
+	const char *control_socket;
+	bool no_takeover;
 };
 
 static int usage_error(const char *why, const char *arg)
@@ -76,7 +122,150 @@ enum {
 	OPT_UDP_BUF,
 	OPT_MAP,
 	OPT_LOG,
+	OPT_ROLE,
+	OPT_KEY,
+	OPT_PUBLISH,
+	OPT_CONTROL,
+	OPT_PRIMARY,
+	OPT_HEARTBEAT,
+	OPT_JOURNAL_KEEP,
+	OPT_SYNC,
+	OPT_RRL_RATE,
+	OPT_RRL_SLIP,
+	OPT_RRL_ALLOW,
+	OPT_RRL_BUCKETS,
+	OPT_RRL_LOOPBACK,
+	OPT_COOKIE_FILE,
+	OPT_NO_COOKIES,
+	OPT_METRICS,
+	OPT_TCP_PER_CLIENT,
+	OPT_CONTROL_SOCKET,
+	OPT_NO_TAKEOVER,
 };
+
+/* Rate limiting, cookies and metrics; returns 0, 2 after a usage message, or
+ * -1 when c is not one of them. */
+static int parse_protect_arg(int c, const char *arg, struct config *cf)
+{
+	unsigned long v;
+	switch (c) {
+	case OPT_RRL_RATE:
+		if (!parse_uint(arg, 0, 1000000, &v))
+			return usage_error("--rrl-rate takes 0..1000000", arg);
+		cf->rrl.rate = (uint32_t)v;
+		return 0;
+	case OPT_RRL_SLIP:
+		if (!parse_uint(arg, 0, 100, &v))
+			return usage_error("--rrl-slip takes 0..100", arg);
+		cf->rrl.slip = (uint32_t)v;
+		return 0;
+	case OPT_RRL_ALLOW:
+		if (tld_rrl_allow(&cf->rrl, arg) < 0)
+			return usage_error("--rrl-allow takes ADDR[/LEN] (at most 64)", arg);
+		return 0;
+	case OPT_RRL_BUCKETS:
+		if (!parse_uint(arg, 1024, 1u << 26, &v))
+			return usage_error("--rrl-buckets takes 1024..67108864", arg);
+		cf->rrl.buckets = (uint32_t)v;
+		return 0;
+	case OPT_RRL_LOOPBACK:
+		cf->rrl_loopback = true;
+		return 0;
+	case OPT_COOKIE_FILE:
+		cf->cookie_file = arg;
+		return 0;
+	case OPT_NO_COOKIES:
+		cf->no_cookies = true;
+		return 0;
+	case OPT_CONTROL_SOCKET:
+		cf->control_socket = arg;
+		return 0;
+	case OPT_NO_TAKEOVER:
+		cf->no_takeover = true;
+		return 0;
+	case OPT_TCP_PER_CLIENT:
+		if (!parse_uint(arg, 0, 1000000, &v))
+			return usage_error("--tcp-max-per-client takes 0..1000000", arg);
+		cf->server.tcp_max_per_client = (unsigned)v;
+		return 0;
+	case OPT_METRICS:
+		if (tld_addr_parse(arg, &cf->metrics_addr) < 0)
+			return usage_error("bad --metrics address (ADDR:PORT or [V6]:PORT)", arg);
+		cf->metrics = true;
+		return 0;
+	}
+	return -1;
+}
+
+/* The replication options; returns 0, or 2 after a usage message. */
+static int parse_repl_arg(int c, const char *arg, struct config *cf)
+{
+	unsigned long v;
+	tld_repl_opts *o = &cf->repl;
+	switch (c) {
+	case OPT_ROLE:
+		if (strcmp(arg, "primary") == 0)
+			o->role = TLD_ROLE_PRIMARY;
+		else if (strcmp(arg, "replica") == 0)
+			o->role = TLD_ROLE_REPLICA;
+		else
+			return usage_error("--role takes primary or replica", arg);
+		return 0;
+	case OPT_KEY:
+		cf->key_file = arg;
+		return 0;
+	case OPT_PUBLISH:
+		o->publish_url = arg;
+		return 0;
+	case OPT_CONTROL:
+		o->control_url = arg;
+		return 0;
+	case OPT_PRIMARY:
+		o->primary_url = arg;
+		return 0;
+	case OPT_HEARTBEAT:
+		if (!parse_uint(arg, 10, 60000, &v))
+			return usage_error("--heartbeat takes 10..60000 (ms)", arg);
+		o->heartbeat_ms = (unsigned)v;
+		return 0;
+	case OPT_JOURNAL_KEEP:
+		if (!parse_uint(arg, 0, 100000000, &v))
+			return usage_error("--journal-keep takes 0..100000000", arg);
+		o->journal_keep = (unsigned)v;
+		return 0;
+	case OPT_SYNC:
+		if (strcmp(arg, "full") == 0)
+			o->sync = TLD_SYNC_FULL;
+		else if (strcmp(arg, "meta") == 0)
+			o->sync = TLD_SYNC_META;
+		else if (strcmp(arg, "none") == 0)
+			o->sync = TLD_SYNC_NONE;
+		else
+			return usage_error("--sync takes full, meta or none", arg);
+		return 0;
+	default:
+		fputs(usage_text, stderr);
+		return 2;
+	}
+}
+
+/* Checks that the replication options fit the role. */
+static int check_repl_args(const struct config *cf)
+{
+	const tld_repl_opts *o = &cf->repl;
+	if (o->role == TLD_ROLE_NONE) {
+		if (cf->key_file || o->publish_url || o->control_url || o->primary_url)
+			return usage_error("replication options need --role", NULL);
+		return 0;
+	}
+	if (cf->key_file == NULL || o->control_url == NULL)
+		return usage_error("--role needs --key FILE and --control URL", NULL);
+	if (o->role == TLD_ROLE_PRIMARY && (o->publish_url == NULL || o->primary_url != NULL))
+		return usage_error("a primary takes --publish URL (and no --primary)", NULL);
+	if (o->role == TLD_ROLE_REPLICA && (o->primary_url == NULL || o->publish_url != NULL))
+		return usage_error("a replica takes --primary URL (and no --publish)", NULL);
+	return 0;
+}
 
 static int parse_args(int argc, char **argv, struct config *cf)
 {
@@ -96,6 +285,25 @@ static int parse_args(int argc, char **argv, struct config *cf)
 	    {"map-size", required_argument, NULL, OPT_MAP},
 	    {"log-level", required_argument, NULL, OPT_LOG},
 	    {"check", no_argument, NULL, 'c'},
+	    {"role", required_argument, NULL, OPT_ROLE},
+	    {"key", required_argument, NULL, OPT_KEY},
+	    {"publish", required_argument, NULL, OPT_PUBLISH},
+	    {"control", required_argument, NULL, OPT_CONTROL},
+	    {"primary", required_argument, NULL, OPT_PRIMARY},
+	    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+	    {"journal-keep", required_argument, NULL, OPT_JOURNAL_KEEP},
+	    {"sync", required_argument, NULL, OPT_SYNC},
+	    {"rrl-rate", required_argument, NULL, OPT_RRL_RATE},
+	    {"rrl-slip", required_argument, NULL, OPT_RRL_SLIP},
+	    {"rrl-allow", required_argument, NULL, OPT_RRL_ALLOW},
+	    {"rrl-buckets", required_argument, NULL, OPT_RRL_BUCKETS},
+	    {"rrl-limit-loopback", no_argument, NULL, OPT_RRL_LOOPBACK},
+	    {"cookie-secret-file", required_argument, NULL, OPT_COOKIE_FILE},
+	    {"no-cookies", no_argument, NULL, OPT_NO_COOKIES},
+	    {"metrics", required_argument, NULL, OPT_METRICS},
+	    {"tcp-max-per-client", required_argument, NULL, OPT_TCP_PER_CLIENT},
+	    {"control-socket", required_argument, NULL, OPT_CONTROL_SOCKET},
+	    {"no-takeover", no_argument, NULL, OPT_NO_TAKEOVER},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -180,9 +388,13 @@ static int parse_args(int argc, char **argv, struct config *cf)
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
-		default:
-			fputs(usage_text, stderr);
-			return 2;
+		default: {
+			int rc = parse_protect_arg(c, optarg, cf);
+			if (rc < 0)
+				rc = parse_repl_arg(c, optarg, cf);
+			if (rc != 0)
+				return rc;
+		}
 		}
 	}
 	if (optind != argc)
@@ -191,7 +403,7 @@ static int parse_args(int argc, char **argv, struct config *cf)
 		return usage_error("--store DIR is required", NULL);
 	if (!cf->check && cf->server.nlisten == 0)
 		return usage_error("at least one --listen ADDR:PORT is required", NULL);
-	return 0;
+	return check_repl_args(cf);
 }
 
 /* ---- the handler the lb layer calls ---- */
@@ -234,7 +446,8 @@ static void batch_end(void *wctx)
 static size_t answer(void *wctx, const uint8_t *q, size_t qlen, uint8_t *resp, size_t cap,
                      const tld_peer *peer)
 {
-	return tld_engine_answer(wctx, q, qlen, resp, cap, peer->transport == TLD_TCP);
+	return tld_engine_answer(wctx, q, qlen, resp, cap, peer->transport == TLD_TCP,
+	                         peer->remote);
 }
 
 /* ---- main ---- */
@@ -289,6 +502,115 @@ static void wait_for_stop(void)
 	}
 }
 
+/* Reads the replication key file (when --role is given). */
+static int load_keys(struct config *cf)
+{
+	if (cf->repl.role == TLD_ROLE_NONE)
+		return 0;
+	tld_errbuf eb = {{0}};
+	int err = tld_keyring_load(cf->key_file, &cf->keys, &eb);
+	if (err < 0) {
+		tld_log(TLD_LOG_ERR, "%s", eb.msg);
+		return err;
+	}
+	if (cf->keys.world_readable)
+		tld_log(TLD_LOG_WARN, "%s: the key file is readable by every user", cf->key_file);
+	cf->repl.keys = &cf->keys;
+	cf->repl.node_name = cf->engine.identity;
+	cf->store_opts.read_only = false; /* the replication thread writes the store */
+	cf->store_opts.create = true;
+	return 0;
+}
+
+/* Starts the replication thread (when --role is given). */
+static int start_replication(struct config *cf, tld_store *st, tld_repl **repl)
+{
+	*repl = NULL;
+	if (cf->repl.role == TLD_ROLE_NONE)
+		return 0;
+	tld_errbuf eb = {{0}};
+	int err = tld_repl_start(repl, st, &cf->repl, &eb);
+	if (err < 0)
+		tld_log(TLD_LOG_ERR, "replication: %s", eb.msg[0] ? eb.msg : tld_strerror(err));
+	return err;
+}
+
+/* Rate limiting (shared by the workers) and cookie secrets, as configured. */
+static int setup_protection(struct config *cf, tld_rrl **rrl)
+{
+	tld_errbuf eb = {{0}};
+	*rrl = NULL;
+	if (!cf->rrl_loopback) /* local clients (monitoring, health checks) are not floods */
+		if (tld_rrl_allow(&cf->rrl, "127.0.0.0/8") < 0 ||
+		    tld_rrl_allow(&cf->rrl, "::1") < 0)
+			return usage_error("too many --rrl-allow prefixes", NULL);
+	if (cf->rrl.rate > 0 && tld_rrl_new(rrl, &cf->rrl) < 0) {
+		tld_log(TLD_LOG_ERR, "rate limiting: out of memory");
+		return 1;
+	}
+	cf->engine.rrl = *rrl;
+	if (cf->no_cookies)
+		return 0;
+	int err = cf->cookie_file ? tld_cookie_load(cf->cookie_file, &cf->cookies, &eb)
+	                          : tld_cookie_random(&cf->cookies);
+	if (err < 0) {
+		tld_log(TLD_LOG_ERR, "cookies: %s", eb.msg[0] ? eb.msg : tld_strerror(err));
+		return 1;
+	}
+	cf->engine.cookies = &cf->cookies;
+	return 0;
+}
+
+static tld_metrics *start_metrics(const struct config *cf, tld_export_src *src)
+{
+	tld_metrics *m = NULL;
+	tld_errbuf eb = {{0}};
+	if (!cf->metrics)
+		return NULL;
+	socklen_t len = cf->metrics_addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                                       : sizeof(struct sockaddr_in);
+	if (tld_metrics_start(&m, (const struct sockaddr *)&cf->metrics_addr, len,
+	                      tld_export_render, src, &eb) < 0)
+		tld_log(TLD_LOG_ERR, "metrics: %s (serving without them)", eb.msg);
+	return m;
+}
+
+/* Zero-downtime restart, first half: serve the sockets of a tldnode still
+ * running on the same control socket (lb/takeover.h). */
+static void inherit_sockets(struct config *cf, tld_takeover_set *set, char *path, size_t len)
+{
+	set->n = 0;
+	if (cf->control_socket != NULL)
+		snprintf(path, len, "%s", cf->control_socket);
+	else
+		snprintf(path, len, "%s/tldnode.sock", cf->store);
+	if (cf->no_takeover || cf->check)
+		return;
+	tld_errbuf eb = {{0}};
+	int n = tld_takeover_fetch(path, set, &eb);
+	if (n < 0)
+		tld_log(TLD_LOG_WARN, "%s (opening new sockets)", eb.msg);
+	else if (n > 0)
+		tld_log(TLD_LOG_INFO, "took over %d sockets from the tldnode running at %s", n,
+		        path);
+	cf->server.inherit = set;
+}
+
+/* Second half: offer our sockets to a successor. */
+static tld_takeover_server *offer_sockets(const struct config *cf, tld_server *srv,
+                                          const char *path)
+{
+	static tld_takeover_sock socks[TLD_TAKEOVER_MAX];
+	tld_takeover_server *ts = NULL;
+	tld_errbuf eb = {{0}};
+	if (cf->no_takeover)
+		return NULL;
+	unsigned n = tld_server_sockets(srv, socks, TLD_TAKEOVER_MAX);
+	if (tld_takeover_serve(&ts, path, socks, n, &eb) < 0)
+		tld_log(TLD_LOG_WARN, "%s: a successor will open its own sockets", eb.msg);
+	return ts;
+}
+
 static void default_identity(tld_engine_conf *conf)
 {
 	if (conf->identity[0] == 0 && gethostname(conf->identity, TLD_IDENTITY_MAX) != 0)
@@ -303,10 +625,17 @@ int main(int argc, char **argv)
 	cf.store_opts.read_only = true;
 	tld_server_opts_default(&cf.server);
 	tld_engine_conf_default(&cf.engine);
+	tld_repl_opts_default(&cf.repl);
+	tld_rrl_conf_default(&cf.rrl);
 	int rc = parse_args(argc, argv, &cf);
 	if (rc != 0)
 		return rc;
 	default_identity(&cf.engine);
+	if (load_keys(&cf) < 0)
+		return 1;
+	tld_rrl *rrl;
+	if ((rc = setup_protection(&cf, &rrl)) != 0)
+		return rc;
 
 	tld_store *st;
 	tld_errbuf eb = {{0}};
@@ -315,9 +644,9 @@ int main(int argc, char **argv)
 		tld_log(TLD_LOG_ERR, "%s", eb.msg[0] ? eb.msg : tld_strerror(err));
 		return 1;
 	}
-	if (report_zones(st, cf.store) < 0 || cf.check) {
+	if ((err = report_zones(st, cf.store)) < 0 || cf.check) {
 		tld_store_close(st);
-		return cf.check && err == 0 ? 0 : 1;
+		return err < 0 ? 1 : 0; /* --check fails when the zones cannot be read */
 	}
 
 	/* Signals go to the main thread only: block them before any worker starts. */
@@ -329,6 +658,9 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	static tld_takeover_set inherited;
+	char control_path[4096];
+	inherit_sockets(&cf, &inherited, control_path, sizeof(control_path));
 	struct node_ctx nc = {.store = st, .conf = &cf.engine};
 	tld_handler h = {.worker_init = worker_init,
 	                 .worker_fini = worker_fini,
@@ -337,7 +669,9 @@ int main(int argc, char **argv)
 	                 .answer = answer,
 	                 .arg = &nc};
 	tld_server *srv;
-	if ((err = tld_server_start(&srv, &cf.server, &h, &eb)) < 0) {
+	err = tld_server_start(&srv, &cf.server, &h, &eb);
+	tld_takeover_release(&inherited); /* those for addresses we no longer serve */
+	if (err < 0) {
 		tld_log(TLD_LOG_ERR, "%s", eb.msg[0] ? eb.msg : tld_strerror(err));
 		tld_store_close(st);
 		return 1;
@@ -349,10 +683,26 @@ int main(int argc, char **argv)
 	}
 	tld_log(TLD_LOG_INFO, "serving with %u workers, identity \"%s\"", tld_server_workers(srv),
 	        cf.engine.identity);
+	tld_repl *repl;
+	if (start_replication(&cf, st, &repl) < 0) {
+		tld_server_stop(srv);
+		tld_server_free(srv);
+		tld_store_close(st);
+		return 1;
+	}
+	tld_export_src xsrc = {
+	    .identity = cf.engine.identity, .server = srv, .store = st, .rrl = rrl, .repl = repl};
+	tld_metrics *metrics = start_metrics(&cf, &xsrc);
+	tld_takeover_server *offer = offer_sockets(&cf, srv, control_path);
 	wait_for_stop();
+	tld_takeover_stop(offer); /* before the sockets it offers are closed */
+	tld_metrics_stop(metrics);
+	tld_repl_stop(repl);
+	tld_keyring_clear(&cf.keys);
 	tld_server_stop(srv);
 	tld_server_free(srv);
 	tld_store_close(st);
+	tld_rrl_free(rrl);
 	tld_log(TLD_LOG_INFO, "stopped");
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* delta.c - zone changes (RRs deleted and added between two serials): encoding, diff, apply. */
 #include "delta.h"
+#include "../node/common/bytes.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -18,30 +19,6 @@
 #define SIG_MIN   18 /* RRSIG RDATA before the signer's name */
 
 /* ---- byte helpers ---- */
-
-static void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* Canonical order of two RDATAs (RFC 4034 6.3), the order import sorts in. */
 static int rdata_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
@@ -110,7 +87,7 @@ int tld_delta_init(tld_delta *d, const uint8_t *apex, uint32_t from, uint32_t to
 	memcpy(d->buf + 1, apex, alen);
 	d->len = 1 + alen + HDR_FIXED;
 	tld_delta_set_serials(d, from, to);
-	put_be32(d->buf + 1 + alen + 8, 0);
+	tld_put_be32(d->buf + 1 + alen + 8, 0);
 	return TLD_OK;
 }
 
@@ -130,22 +107,22 @@ int tld_delta_add(tld_delta *d, uint8_t op, const uint8_t *owner, uint16_t type,
 	p[0] = op;
 	memcpy(p + 1, owner, olen);
 	p += 1 + olen;
-	put_be16(p, type);
-	put_be32(p + 2, ttl);
-	put_be16(p + 6, rdlen);
+	tld_put_be16(p, type);
+	tld_put_be32(p + 2, ttl);
+	tld_put_be16(p + 6, rdlen);
 	if (rdlen > 0)
 		memcpy(p + OP_FIXED, rdata, rdlen);
 	d->len += 1 + olen + OP_FIXED + rdlen;
 	d->count++;
-	put_be32(d->buf + serials_off(d) + 8, d->count);
+	tld_put_be32(d->buf + serials_off(d) + 8, d->count);
 	return TLD_OK;
 }
 
 void tld_delta_set_serials(tld_delta *d, uint32_t from, uint32_t to)
 {
 	size_t off = serials_off(d);
-	put_be32(d->buf + off, from);
-	put_be32(d->buf + off + 4, to);
+	tld_put_be32(d->buf + off, from);
+	tld_put_be32(d->buf + off + 4, to);
 }
 
 void tld_delta_free(tld_delta *d)
@@ -172,9 +149,9 @@ static bool read_op(const uint8_t *buf, size_t len, const uint8_t *apex, size_t 
 	p += (size_t)nlen;
 	if (len - p < OP_FIXED)
 		return false;
-	op->type = get_be16(buf + p);
-	op->ttl = get_be32(buf + p + 2);
-	op->rdlen = get_be16(buf + p + 6);
+	op->type = tld_get_be16(buf + p);
+	op->ttl = tld_get_be32(buf + p + 2);
+	op->rdlen = tld_get_be16(buf + p + 6);
 	p += OP_FIXED;
 	if (len - p < op->rdlen)
 		return false;
@@ -193,7 +170,7 @@ int tld_delta_parse(const uint8_t *buf, size_t len, tld_delta_view *v)
 		return TLD_EMALFORMED;
 	const uint8_t *h = buf + 1 + alen;
 	size_t pos = 1 + (size_t)alen + HDR_FIXED;
-	uint32_t count = get_be32(h + 8);
+	uint32_t count = tld_get_be32(h + 8);
 	/* An operation takes at least 10 bytes: a count that cannot fit is
 	 * refused before looping over it. */
 	if (count > (len - pos) / (1 + 1 + OP_FIXED))
@@ -208,8 +185,8 @@ int tld_delta_parse(const uint8_t *buf, size_t len, tld_delta_view *v)
 	v->buf = buf;
 	v->len = len;
 	v->apex = buf + 1;
-	v->from = get_be32(h);
-	v->to = get_be32(h + 4);
+	v->from = tld_get_be32(h);
+	v->to = tld_get_be32(h + 4);
 	v->count = count;
 	v->ops_off = 1 + (size_t)alen + HDR_FIXED;
 	return TLD_OK;
@@ -300,7 +277,7 @@ static bool sect_find(const struct sect *s, const uint8_t *rdata, uint16_t rdlen
 	bool have_ins = false;
 	*at = s->len;
 	for (size_t p = 0; p + s->hdr <= s->len;) {
-		uint16_t l = get_be16(s->p + p + s->hdr - 2);
+		uint16_t l = tld_get_be16(s->p + p + s->hdr - 2);
 		int c = rdata_cmp(s->p + p + s->hdr, l, rdata, rdlen);
 		if (c == 0) {
 			*at = p;
@@ -319,7 +296,7 @@ static bool sect_find(const struct sect *s, const uint8_t *rdata, uint16_t rdlen
 
 static void sect_remove(struct sect *s, size_t at)
 {
-	size_t n = s->hdr + get_be16(s->p + at + s->hdr - 2);
+	size_t n = s->hdr + tld_get_be16(s->p + at + s->hdr - 2);
 	memmove(s->p + at, s->p + at + n, s->len - at - n);
 	s->len -= n;
 	s->count--;
@@ -334,10 +311,10 @@ static int sect_insert(struct sect *s, size_t at, uint32_t ttl, const uint8_t *r
 	memmove(s->p + at + n, s->p + at, s->len - at);
 	uint8_t *q = s->p + at;
 	if (s->hdr == 6) {
-		put_be32(q, ttl);
+		tld_put_be32(q, ttl);
 		q += 4;
 	}
-	put_be16(q, rdlen);
+	tld_put_be16(q, rdlen);
 	memcpy(q + 2, rdata, rdlen);
 	s->len += n;
 	s->count++;
@@ -395,7 +372,7 @@ static int edit_flush(struct apply *a)
 	if (e->rrs.count > UINT16_MAX || e->sigs.count > UINT16_MAX)
 		return rrset_err(a->eb, e->owner, e->type, "RRset too large");
 	/* Signatures alone: the RRset TTL is the first one's, as import does. */
-	uint32_t ttl = e->rrs.count > 0 ? e->ttl : get_be32(e->sigs.p);
+	uint32_t ttl = e->rrs.count > 0 ? e->ttl : tld_get_be32(e->sigs.p);
 	size_t need = 8 + e->rrs.len + e->sigs.len;
 	if (grow(&a->val, &a->val_cap, need) < 0)
 		return tld_errf(a->eb, TLD_ENOMEM, "out of memory");
@@ -470,7 +447,7 @@ static int apply_op(struct apply *a, const tld_delta_op *op)
 	if (err < 0)
 		return err;
 	bool sig = (op->type == TLD_T_RRSIG);
-	uint16_t type = sig ? get_be16(op->rdata) : op->type;
+	uint16_t type = sig ? tld_get_be16(op->rdata) : op->type;
 	struct edit *e = &a->e;
 	if (!e->active || e->type != type || !tld_name_equal(e->owner, op->owner)) {
 		if ((err = edit_flush(a)) < 0 || (err = edit_load(a, op->owner, type)) < 0)
@@ -685,7 +662,7 @@ static int apex_serial(struct apply *a, uint32_t *serial)
 	int l2 = l1 < 0 ? -1 : tld_name_check(rd + l1, rdlen - (size_t)l1);
 	if (l2 < 0 || rdlen - (size_t)l1 - (size_t)l2 != 20)
 		return rrset_err(a->eb, a->z.apex, TLD_T_SOA, "malformed SOA RDATA");
-	*serial = get_be32(rd + l1 + l2);
+	*serial = tld_get_be32(rd + l1 + l2);
 	return TLD_OK;
 }
 
@@ -739,7 +716,7 @@ static int update_flags(struct apply *a, const struct node *apex)
 	z->flags |= TLD_ZONE_NSEC3;
 	z->nsec3_alg = rd[0];
 	z->nsec3_flags = rd[1];
-	z->nsec3_iter = get_be16(rd + 2);
+	z->nsec3_iter = tld_get_be16(rd + 2);
 	z->nsec3_saltlen = rd[4];
 	memcpy(z->nsec3_salt, rd + 5, rd[4]);
 	return TLD_OK;

@@ -1,5 +1,6 @@
 /* import.c - read an RFC 1035 master file, check it as a TLD zone, write it to the store. */
 #include "import.h"
+#include "../common/bytes.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -135,7 +136,8 @@ static int arena_add(tld_zdata *zd, const void *data, size_t len, uint32_t *off)
 		zd->arena = a;
 		zd->arena_cap = cap;
 	}
-	memcpy(zd->arena + zd->arena_len, data, len);
+	if (len > 0) /* empty RDATA comes with a NULL pointer */
+		memcpy(zd->arena + zd->arena_len, data, len);
 	*off = (uint32_t)zd->arena_len;
 	zd->arena_len += len;
 	return TLD_OK;
@@ -573,11 +575,6 @@ static void check_glue(tld_zdata *zd, const struct rec *ns)
 	      rec_file(zd, ns), ns->line, rec_owner_text(zd, ns, owner, sizeof(owner)), tname);
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void note_apex(tld_zdata *zd, const struct node *n)
 {
 	for (size_t i = n->begin; i < n->end; i++) {
@@ -588,7 +585,7 @@ static void note_apex(tld_zdata *zd, const struct node *n)
 		if (r->type == TLD_T_SOA) {
 			size_t l1 = tld_name_len(rd);
 			size_t l2 = tld_name_len(rd + l1);
-			zd->serial = get_be32(rd + l1 + l2);
+			zd->serial = tld_get_be32(rd + l1 + l2);
 		} else if (r->type == TLD_T_NSEC3PARAM && r->rdlen >= 5 &&
 		           zd->nsec3param_len == 0) {
 			memcpy(zd->nsec3param, rd, r->rdlen);
@@ -887,7 +884,7 @@ struct referral {
 };
 
 static int referral_flush(tld_zdata *zd, tld_writer *w, tld_zone *z, struct referral *ref,
-			  tld_errbuf *eb)
+                          tld_errbuf *eb)
 {
 	if (ref->cut == NULL)
 		return TLD_OK;
@@ -910,8 +907,8 @@ static bool node_is_cut(const tld_zdata *zd, size_t i)
 }
 
 /* Accounts for the RRset sorted[i] (value in b) in the referral data. */
-static int referral_step(tld_zdata *zd, tld_writer *w, tld_zone *z, struct referral *ref,
-			 size_t i, const uint8_t *owner, const struct buf *b, tld_errbuf *eb)
+static int referral_step(tld_zdata *zd, tld_writer *w, tld_zone *z, struct referral *ref, size_t i,
+                         const uint8_t *owner, const struct buf *b, tld_errbuf *eb)
 {
 	const struct rec *r = zd->sorted[i];
 	bool new_node = (i == 0 || !rec_same_owner(zd->sorted[i - 1], r, zd));
@@ -925,8 +922,7 @@ static int referral_step(tld_zdata *zd, tld_writer *w, tld_zone *z, struct refer
 		ref->cut = r;
 		memcpy(ref->cut_name, owner, tld_name_len(owner));
 	}
-	if (ref->cut == NULL ||
-	    !tld_referral_type(r->type, rec_same_owner(r, ref->cut, zd)))
+	if (ref->cut == NULL || !tld_referral_type(r->type, rec_same_owner(r, ref->cut, zd)))
 		return TLD_OK;
 	if (tld_referral_add(&ref->blob, &ref->len, &ref->cap, owner, r->type, b->p, b->len) < 0)
 		return tld_errf(eb, TLD_ENOMEM, "out of memory");

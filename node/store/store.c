@@ -1,5 +1,6 @@
 /* store.c - the zone store: many zones in one memory-mapped LMDB environment. */
 #include "store.h"
+#include "../common/bytes.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,36 +29,6 @@ struct zone_rec {
 
 /* ---- small helpers ---- */
 
-static inline void put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static inline void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static inline void put_be64(uint8_t *p, uint64_t v)
-{
-	put_be32(p, (uint32_t)(v >> 32));
-	put_be32(p + 4, (uint32_t)v);
-}
-
-static inline uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 int tld_store_err(int rc, tld_errbuf *eb, const char *what)
 {
 	switch (rc) {
@@ -77,7 +48,7 @@ int tld_store_err(int rc, tld_errbuf *eb, const char *what)
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 		return tld_errf(eb, TLD_EFOREIGN, "%s: not a tldnode store, or a corrupt one (%s)",
-				what, mdb_strerror(rc));
+		                what, mdb_strerror(rc));
 	case ENOMEM:
 		return tld_errf(eb, TLD_ENOMEM, "%s: out of memory", what);
 	case ENOSPC:
@@ -96,7 +67,7 @@ static int name_rel_key(const tld_zone *z, const uint8_t *name, uint8_t *key)
 	size_t flen = tld_name_key(name, full);
 	if (flen < z->apex_keylen || memcmp(full, z->apex_key, z->apex_keylen) != 0)
 		return TLD_EINVAL;
-	put_be32(key, z->id);
+	tld_put_be32(key, z->id);
 	size_t rlen = flen - z->apex_keylen;
 	memcpy(key + ZID_LEN, full + z->apex_keylen, rlen);
 	return (int)(ZID_LEN + rlen);
@@ -108,7 +79,7 @@ static int rr_key(const tld_zone *z, const uint8_t *owner, uint16_t type, uint8_
 	if (n < 0)
 		return n;
 	key[n] = 0;
-	put_be16(key + n + 1, type);
+	tld_put_be16(key + n + 1, type);
 	return n + 3;
 }
 
@@ -132,9 +103,9 @@ int tld_rrset_encode(uint8_t *buf, size_t buflen, uint32_t ttl, uint16_t rr_coun
 	size_t need = 8 + rrs_len + sigs_len;
 	if (need > buflen)
 		return TLD_ESPACE;
-	put_be32(buf, ttl);
-	put_be16(buf + 4, rr_count);
-	put_be16(buf + 6, sig_count);
+	tld_put_be32(buf, ttl);
+	tld_put_be16(buf + 4, rr_count);
+	tld_put_be16(buf + 6, sig_count);
 	if (rrs_len > 0)
 		memcpy(buf + 8, rrs, rrs_len);
 	if (sigs_len > 0)
@@ -148,7 +119,7 @@ static const uint8_t *skip_records(const uint8_t *p, const uint8_t *end, unsigne
 	for (unsigned i = 0; i < count; i++) {
 		if ((size_t)(end - p) < hdr)
 			return NULL;
-		size_t rdlen = get_be16(p + hdr - 2);
+		size_t rdlen = tld_get_be16(p + hdr - 2);
 		if ((size_t)(end - p) < hdr + rdlen)
 			return NULL;
 		p += hdr + rdlen;
@@ -162,9 +133,9 @@ int tld_rrset_decode(uint16_t type, const uint8_t *val, size_t len, tld_rrset *o
 		return TLD_EFOREIGN;
 	const uint8_t *end = val + len;
 	out->type = type;
-	out->ttl = get_be32(val);
-	out->rr_count = get_be16(val + 4);
-	out->sig_count = get_be16(val + 6);
+	out->ttl = tld_get_be32(val);
+	out->rr_count = tld_get_be16(val + 4);
+	out->sig_count = tld_get_be16(val + 6);
 	out->rrs = val + 8;
 	out->sigs = skip_records(out->rrs, end, out->rr_count, 2);
 	if (out->sigs == NULL || skip_records(out->sigs, end, out->sig_count, 6) != end)
@@ -181,8 +152,8 @@ bool tld_rr_next(const uint8_t **p, const uint8_t *end, uint32_t *ttl, const uin
 	if ((size_t)(end - q) < hdr)
 		return false;
 	if (ttl != NULL)
-		*ttl = get_be32(q);
-	*rdlen = get_be16(q + hdr - 2);
+		*ttl = tld_get_be32(q);
+	*rdlen = tld_get_be16(q + hdr - 2);
 	*rdata = q + hdr;
 	*p = q + hdr + *rdlen;
 	return true;
@@ -561,7 +532,7 @@ static size_t common_labels(const uint8_t *a, size_t alen, const uint8_t *b, siz
  * of this zone is <= the probe.
  */
 static int index_floor_val(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t *found,
-			   MDB_val *val)
+                           MDB_val *val)
 {
 	MDB_val k = {klen, (void *)key}, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -586,12 +557,11 @@ static int index_floor(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t
 	return index_floor_val(cur, key, klen, found, NULL);
 }
 
-
 /* The last key of zone zid in an index (for wrap-around). */
 static int index_last(MDB_cursor *cur, uint32_t zid, uint8_t *found)
 {
 	uint8_t next[ZID_LEN];
-	put_be32(next, zid + 1);
+	tld_put_be32(next, zid + 1);
 	MDB_val k = {ZID_LEN, next}, v;
 	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	rc = mdb_cursor_get(cur, &k, &v, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
@@ -599,7 +569,7 @@ static int index_last(MDB_cursor *cur, uint32_t zid, uint8_t *found)
 		return TLD_ENOENT;
 	if (rc != 0)
 		return tld_store_err(rc, NULL, "index lookup");
-	if (k.mv_size < ZID_LEN || get_be32(k.mv_data) != zid)
+	if (k.mv_size < ZID_LEN || tld_get_be32(k.mv_data) != zid)
 		return TLD_ENOENT;
 	memcpy(found, (uint8_t *)k.mv_data + ZID_LEN, k.mv_size - ZID_LEN);
 	return (int)(k.mv_size - ZID_LEN);
@@ -607,8 +577,7 @@ static int index_last(MDB_cursor *cur, uint32_t zid, uint8_t *found)
 
 /* The cuts entry covering the name whose zid|rel key is key[0..klen): writes
  * its rel key to found and its value to val; returns the rel length. */
-static int cut_floor(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t *found,
-		     MDB_val *val)
+static int cut_floor(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t *found, MDB_val *val)
 {
 	size_t rlen = klen - ZID_LEN;
 	/* The floor is the cut when it is an ancestor; otherwise any covering cut
@@ -641,8 +610,7 @@ int tld_referral_find(tld_reader *r, const tld_zone *z, const uint8_t *name, tld
 	return rel_key_name(z, found, (size_t)flen, out->cut);
 }
 
-bool tld_referral_next(const tld_referral *ref, size_t *pos, const uint8_t **owner,
-		       tld_rrset *rs)
+bool tld_referral_next(const tld_referral *ref, size_t *pos, const uint8_t **owner, tld_rrset *rs)
 {
 	const uint8_t *p = ref->blob + *pos, *end = ref->blob + ref->len;
 	if (p >= end)
@@ -650,8 +618,8 @@ bool tld_referral_next(const tld_referral *ref, size_t *pos, const uint8_t **own
 	int nlen = tld_name_check(p, (size_t)(end - p));
 	if (nlen < 0 || (size_t)(end - p) < (size_t)nlen + 6)
 		return false;
-	uint16_t type = get_be16(p + nlen);
-	uint32_t vlen = get_be32(p + nlen + 2);
+	uint16_t type = tld_get_be16(p + nlen);
+	uint32_t vlen = tld_get_be32(p + nlen + 2);
 	const uint8_t *val = p + nlen + 6;
 	if ((size_t)(end - val) < vlen || tld_rrset_decode(type, val, vlen, rs) < 0)
 		return false;
@@ -689,7 +657,7 @@ int tld_nsec3_find(tld_reader *r, const tld_zone *z, const char *hash, size_t hl
 	uint8_t key[ZID_LEN + TLD_LABEL_MAX], found[ZID_LEN + TLD_KEY_MAX];
 	if (hlen == 0 || hlen > TLD_LABEL_MAX)
 		return TLD_EINVAL;
-	put_be32(key, z->id);
+	tld_put_be32(key, z->id);
 	memcpy(key + ZID_LEN, hash, hlen);
 	int flen = index_floor(r->cur_nsec3, key, ZID_LEN + hlen, found);
 	if (flen == TLD_ENOENT)
@@ -723,7 +691,8 @@ static int foreach_prefix(MDB_cursor *cur, const tld_zone *z, const uint8_t *pre
 		if (exact_owner && k.mv_size != plen + 2)
 			break;
 		tld_rrset rs;
-		int err = tld_rrset_decode(get_be16(kb + k.mv_size - 2), v.mv_data, v.mv_size, &rs);
+		int err =
+		    tld_rrset_decode(tld_get_be16(kb + k.mv_size - 2), v.mv_data, v.mv_size, &rs);
 		if (err == 0 && rel_key_name(z, kb + ZID_LEN, rlen, owner) < 0)
 			err = TLD_EFOREIGN;
 		if (err < 0)
@@ -740,7 +709,7 @@ int tld_zone_foreach_rrset(tld_reader *r, const tld_zone *z,
                            void *ctx)
 {
 	uint8_t prefix[ZID_LEN];
-	put_be32(prefix, z->id);
+	tld_put_be32(prefix, z->id);
 	return foreach_prefix(r->cur_rr, z, prefix, ZID_LEN, false, fn, ctx);
 }
 
@@ -846,7 +815,7 @@ static int drop_zid_range(MDB_txn *txn, MDB_dbi dbi, uint32_t zid)
 	if (rc != 0)
 		return rc;
 	uint8_t prefix[ZID_LEN];
-	put_be32(prefix, zid);
+	tld_put_be32(prefix, zid);
 	MDB_val k = {ZID_LEN, prefix}, v;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size >= ZID_LEN && memcmp(k.mv_data, prefix, ZID_LEN) == 0) {
@@ -925,7 +894,7 @@ int tld_zone_update(tld_writer *w, const tld_zone *z, tld_errbuf *eb)
 		return err;
 	/* Readers cache zone records by generation: tell them when it matters. */
 	return (found == TLD_ENOENT || zone_shape_differs(&old, z)) ? bump_generation(w, eb)
-								      : TLD_OK;
+	                                                            : TLD_OK;
 }
 
 int tld_reader_generation(tld_reader *r, uint64_t *gen)
@@ -972,7 +941,7 @@ static MDB_dbi index_for(tld_store *st, const tld_zone *z, const uint8_t *key, i
 		size_t rlen = (size_t)klen - ZID_LEN;
 		if (memchr(rel, 0, rlen) != rel + rlen - 1)
 			return 0;
-		put_be32(ikey, z->id);
+		tld_put_be32(ikey, z->id);
 		/* undo the key byte shift: base32hex digits are all > 0x2f */
 		for (size_t i = 0; i + 1 < rlen; i++)
 			ikey[ZID_LEN + i] = rel[i] <= 0x41 ? (uint8_t)(rel[i] - 1) : rel[i];
@@ -1001,8 +970,8 @@ bool tld_referral_type(uint16_t type, bool at_cut)
 
 /* Builds the blob of the cut whose zid|rel key is ckey[0..clen) into w->buf;
  * returns its length (0: the name has no NS, so it is no cut). */
-int tld_referral_add(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *owner,
-		     uint16_t type, const uint8_t *val, size_t vlen)
+int tld_referral_add(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *owner, uint16_t type,
+                     const uint8_t *val, size_t vlen)
 {
 	size_t nlen = tld_name_len(owner), need = *len + nlen + 6 + vlen;
 	if (need > *cap) {
@@ -1017,8 +986,8 @@ int tld_referral_add(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *own
 	}
 	uint8_t *p = *buf + *len;
 	memcpy(p, owner, nlen);
-	put_be16(p + nlen, type);
-	put_be32(p + nlen + 2, (uint32_t)vlen);
+	tld_put_be16(p + nlen, type);
+	tld_put_be32(p + nlen + 2, (uint32_t)vlen);
 	memcpy(p + nlen + 6, val, vlen);
 	*len = need;
 	return TLD_OK;
@@ -1037,7 +1006,7 @@ static int referral_build(tld_writer *w, const tld_zone *z, const uint8_t *ckey,
 		if (k.mv_size < clen + 3 || memcmp(kb, ckey, clen) != 0)
 			break;
 		size_t rlen = k.mv_size - ZID_LEN - 3;
-		uint16_t type = get_be16(kb + k.mv_size - 2);
+		uint16_t type = tld_get_be16(kb + k.mv_size - 2);
 		bool at_cut = (k.mv_size == clen + 3);
 		if (!tld_referral_type(type, at_cut))
 			continue;
@@ -1045,8 +1014,8 @@ static int referral_build(tld_writer *w, const tld_zone *z, const uint8_t *ckey,
 		uint8_t owner[TLD_NAME_MAX];
 		if (rel_key_name(z, kb + ZID_LEN, rlen, owner) < 0)
 			return TLD_EFOREIGN;
-		int err = tld_referral_add(&w->buf, &len, &w->buf_cap, owner, type, v.mv_data,
-					   v.mv_size);
+		int err =
+		    tld_referral_add(&w->buf, &len, &w->buf_cap, owner, type, v.mv_data, v.mv_size);
 		if (err < 0)
 			return err;
 	}
@@ -1056,7 +1025,7 @@ static int referral_build(tld_writer *w, const tld_zone *z, const uint8_t *ckey,
 }
 
 static int cut_rebuild_key(tld_writer *w, const tld_zone *z, const uint8_t *ckey, size_t clen,
-			   bool append, tld_errbuf *eb)
+                           bool append, tld_errbuf *eb)
 {
 	int len = referral_build(w, z, ckey, clen);
 	if (len < 0)
@@ -1073,7 +1042,7 @@ static int cut_rebuild_key(tld_writer *w, const tld_zone *z, const uint8_t *ckey
 }
 
 int tld_cut_put(tld_writer *w, const tld_zone *z, const uint8_t *cut, const uint8_t *blob,
-		size_t len, bool append, tld_errbuf *eb)
+                size_t len, bool append, tld_errbuf *eb)
 {
 	uint8_t key[RR_KEY_MAX];
 	int klen = name_rel_key(z, cut, key);
@@ -1085,7 +1054,7 @@ int tld_cut_put(tld_writer *w, const tld_zone *z, const uint8_t *cut, const uint
 }
 
 int tld_cut_rebuild(tld_writer *w, const tld_zone *z, const uint8_t *cut, bool append,
-		    tld_errbuf *eb)
+                    tld_errbuf *eb)
 {
 	uint8_t key[RR_KEY_MAX];
 	int klen = name_rel_key(z, cut, key);
@@ -1099,11 +1068,11 @@ int tld_cut_rebuild(tld_writer *w, const tld_zone *z, const uint8_t *cut, bool a
 /* After a change at the owner whose zid|rel key is key[0..klen): refresh the
  * referral data it is part of. */
 static int cut_maintain(tld_writer *w, const tld_zone *z, const uint8_t *key, size_t klen,
-			uint16_t type, tld_errbuf *eb)
+                        uint16_t type, tld_errbuf *eb)
 {
 	if (klen == ZID_LEN)
 		return TLD_OK; /* apex data is in no referral */
-	if (type == 2) /* NS: this name becomes (or stops being) a cut */
+	if (type == 2)         /* NS: this name becomes (or stops being) a cut */
 		return cut_rebuild_key(w, z, key, klen, false, eb);
 	if (!tld_referral_type(type, true) && !tld_referral_type(type, false))
 		return TLD_OK;
@@ -1186,8 +1155,8 @@ int tld_writer_foreach_rrset(tld_writer *w, const tld_zone *z, const uint8_t *ow
 
 static void journal_key(uint8_t *key, uint32_t zid, uint64_t seq)
 {
-	put_be32(key, zid);
-	put_be64(key + ZID_LEN, seq);
+	tld_put_be32(key, zid);
+	tld_put_be64(key + ZID_LEN, seq);
 }
 
 int tld_journal_put(tld_writer *w, const tld_zone *z, uint64_t seq, const void *data, size_t len,

@@ -1,4 +1,5 @@
-/* engine-bench.c - nanoseconds per query of the query engine alone (no sockets), on a real store. */
+/* engine-bench.c - nanoseconds per query of the query engine alone (no sockets), on a real store.
+ */
 /*
  * usage: engine-bench STORE QUERYFILE [ITERATIONS] [BATCH]
  * QUERYFILE is dnsperf's format ("name TYPE" per line). Queries are encoded
@@ -17,8 +18,7 @@
 
 #define MAXQ 200000
 
-static size_t make_query(const char *name, const char *type, uint16_t id, bool dnssec,
-			 uint8_t *out)
+static size_t make_query(const char *name, const char *type, uint16_t id, bool dnssec, uint8_t *out)
 {
 	uint8_t wire[TLD_NAME_MAX];
 	int nlen = tld_name_from_text(name, wire);
@@ -82,18 +82,19 @@ int main(int argc, char **argv)
 		tld_engine_batch_begin(&e);
 		for (int j = 0; j < batch; j++) {
 			size_t k = (size_t)(i + j) % nq;
-			bytes += tld_engine_answer(&e, qbuf[k], qlen[k], out, sizeof(out), false);
+			bytes +=
+			    tld_engine_answer(&e, qbuf[k], qlen[k], out, sizeof(out), false, NULL);
 		}
 		tld_engine_batch_end(&e);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double ns = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) /
-		    (double)iters;
-	printf("engine: %.0f ns/query over %ld queries (%zu distinct, batch %d), %.0f bytes/answer, "
-	       "rcodes: noerror %lu nxdomain %lu refused %lu\n",
-	       ns, iters, nq, batch, (double)bytes / (double)iters,
-	       (unsigned long)e.stats.rcode[0], (unsigned long)e.stats.rcode[3],
-	       (unsigned long)e.stats.rcode[5]);
+	            (double)iters;
+	printf(
+	    "engine: %.0f ns/query over %ld queries (%zu distinct, batch %d), %.0f bytes/answer, "
+	    "rcodes: noerror %lu nxdomain %lu refused %lu\n",
+	    ns, iters, nq, batch, (double)bytes / (double)iters, (unsigned long)e.stats.rcode[0],
+	    (unsigned long)e.stats.rcode[3], (unsigned long)e.stats.rcode[5]);
 	tld_engine_fini(&e);
 	tld_store_close(st);
 	return 0;

@@ -31,7 +31,8 @@ static const char zone_text[] =
     "$ORIGIN fz.\n$TTL 3600\n"
     "@ SOA ns.fz. host.fz. 1 7200 3600 1209600 300\n"
     "@ NS ns.fz.\n@ NS ns.d1.fz.\n"
-    "@ DNSKEY 257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==\n"
+    "@ DNSKEY 257 3 13 "
+    "mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==\n"
     "@ NSEC a.fz. NS SOA RRSIG NSEC DNSKEY\n"
     "@ RRSIG SOA 13 1 3600 20361231000000 20260101000000 1 fz. "
     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n"
@@ -59,7 +60,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	CHECK(tld_store_open(&store, dir, &so, &eb) == 0);
 	tld_zdata *zd;
 	CHECK(tld_zdata_load_string(zone_text, sizeof(zone_text) - 1, "fuzz", NULL, &zd, NULL,
-				    &eb) == 0);
+	                            &eb) == 0);
 	tld_writer w;
 	tld_zone z;
 	CHECK(tld_writer_begin(store, &w, &eb) == 0);
@@ -74,8 +75,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* The response must parse as a message: header, counted records in bounds. */
-static void check_response(const uint8_t *q, size_t qlen, const uint8_t *r, size_t rlen,
-			   size_t cap)
+static void check_response(const uint8_t *q, size_t qlen, const uint8_t *r, size_t rlen, size_t cap)
 {
 	CHECK(rlen >= TLD_HDR_LEN && rlen <= cap);
 	CHECK(r[0] == q[0] && r[1] == q[1]); /* id echoed */
@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tld_engine_batch_begin(&engine);
 	for (int tcp = 0; tcp < 2; tcp++) {
 		size_t cap = tcp ? TLD_MSG_MAX : 4096;
-		size_t n = tld_engine_answer(&engine, data, size, out, cap, tcp);
+		size_t n = tld_engine_answer(&engine, data, size, out, cap, tcp, NULL);
 		if (n > 0)
 			check_response(data, size, out, n, cap);
 	}

@@ -1,0 +1,64 @@
+/* client.h - authenticated requests to a primary's control socket (nanomsg REQ). */
+#ifndef TLD_CLIENT_H
+#define TLD_CLIENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../node/common/err.h"
+#include "keyfile.h"
+#include "msg.h"
+#include "proto.h"
+
+/*
+ * One request at a time (REQ semantics): sending a new request abandons the
+ * one in flight, whose late reply the socket then drops. A reply is accepted
+ * only when its envelope verifies, its time is fresh, it is a REPLY and it
+ * echoes the (sender, seq, type) of the request in flight; anything else
+ * ends the request with TLD_EAUTH and is counted in rejected[].
+ * nanomsg's own resending is disabled: callers choose their timeouts.
+ */
+
+typedef struct tld_client {
+	int sock;
+	const tld_keyring *kr;
+	tld_msg_sender snd;
+	bool pending;
+	uint64_t pending_seq;
+	uint8_t pending_type;
+	atomic_bool *stop; /* when set (and true), waits end early with TLD_ETIMEDOUT */
+	void *reply_msg;   /* the last reply's buffer (nanomsg's), freed on the next call */
+	uint64_t rejected[TLD_REJ_COUNT];
+} tld_client;
+
+/* Creates the REQ socket, connects it to url (nanomsg URL; the connection is
+ * made in the background) and signs with the keyring's first key. Errors:
+ * TLD_EINVAL (bad URL), TLD_EIO. */
+int tld_client_open(tld_client *c, const char *url, const tld_keyring *kr, tld_errbuf *eb);
+
+void tld_client_close(tld_client *c);
+
+/* Sends a request (abandoning any in flight). Returns 0, TLD_EIO or
+ * TLD_ENOMEM. */
+int tld_client_send(tld_client *c, uint8_t type, const uint8_t *body, size_t len, tld_errbuf *eb);
+
+/* Waits up to timeout_ms (0: just look) for the reply to the request in
+ * flight. Returns 0 with rep filled (rep->status says whether the primary
+ * did what was asked; rep->rest points into a buffer valid until the next
+ * call), TLD_ETIMEDOUT (nothing yet; the request stays in flight), TLD_EAUTH
+ * (a reply was rejected, or the primary sent a NOTICE: the text is in eb),
+ * TLD_EINVAL (no request in flight) or TLD_EIO. */
+int tld_client_recv(tld_client *c, int timeout_ms, tld_reply *rep, tld_errbuf *eb);
+
+/* tld_client_send() then tld_client_recv(). On TLD_ETIMEDOUT the request is
+ * abandoned. */
+int tld_client_call(tld_client *c, uint8_t type, const uint8_t *body, size_t len, int timeout_ms,
+                    tld_reply *rep, tld_errbuf *eb);
+
+/* Applies the socket options every replication socket gets: unlimited
+ * message size for sockets that receive (NN_RCVMAXSIZE -1). */
+int tld_nn_unlimited(int sock);
+
+#endif
