@@ -18,6 +18,7 @@
 #include "export.h"
 #include "metrics.h"
 #include "query.h"
+#include "reload.h"
 #include "store/store.h"
 
 static const char usage_text[] =
@@ -42,6 +43,8 @@ static const char usage_text[] =
     "  --map-size BYTES        LMDB map size (default 64 GiB of address space)\n"
     "  --log-level LEVEL       error, warning, info (default) or debug\n"
     "  --check                 open the store, report its zones and exit\n"
+    "  --config FILE           options from FILE, one per line (\"listen 127.0.0.1:53\");\n"
+    "                          SIGHUP re-reads it and re-opens the store, losing nothing\n"
     "  --metrics ADDR:PORT     serve Prometheus metrics over HTTP there\n"
     "  --control-socket PATH   where a successor asks for our sockets (zero-downtime\n"
     "                          restart; default: STORE/tldnode.sock)\n"
@@ -141,6 +144,7 @@ enum {
 	OPT_TCP_PER_CLIENT,
 	OPT_CONTROL_SOCKET,
 	OPT_NO_TAKEOVER,
+	OPT_CONFIG,
 };
 
 /* Rate limiting, cookies and metrics; returns 0, 2 after a usage message, or
@@ -182,6 +186,8 @@ static int parse_protect_arg(int c, const char *arg, struct config *cf)
 		return 0;
 	case OPT_NO_TAKEOVER:
 		cf->no_takeover = true;
+		return 0;
+	case OPT_CONFIG: /* already expanded into the options (reload.h) */
 		return 0;
 	case OPT_TCP_PER_CLIENT:
 		if (!parse_uint(arg, 0, 1000000, &v))
@@ -304,6 +310,7 @@ static int parse_args(int argc, char **argv, struct config *cf)
 	    {"tcp-max-per-client", required_argument, NULL, OPT_TCP_PER_CLIENT},
 	    {"control-socket", required_argument, NULL, OPT_CONTROL_SOCKET},
 	    {"no-takeover", no_argument, NULL, OPT_NO_TAKEOVER},
+	    {"config", required_argument, NULL, OPT_CONFIG},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -480,8 +487,9 @@ static int report_zones(tld_store *st, const char *dir)
 	return TLD_OK;
 }
 
-/* Waits for SIGTERM/SIGINT (blocked in every thread, taken here). */
-static void wait_for_stop(void)
+/* Waits for SIGTERM/SIGINT (blocked in every thread, taken here), or for a
+ * SIGHUP whose new configuration checks out. Returns true for a reload. */
+static bool wait_for_signal(char **argv)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -493,12 +501,17 @@ static void wait_for_stop(void)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			tld_log(TLD_LOG_INFO, "SIGHUP: the store is re-read on every batch; "
-			                      "nothing else to reload");
+			if (tld_reload_validate(argv)) {
+				tld_log(TLD_LOG_INFO,
+				        "SIGHUP: reloading (configuration and store)");
+				return true;
+			}
+			tld_log(TLD_LOG_ERR, "SIGHUP: the new configuration does not check out "
+			                     "(see above); still serving the old one");
 			continue;
 		}
 		tld_log(TLD_LOG_INFO, "%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		return;
+		return false;
 	}
 }
 
@@ -579,11 +592,16 @@ static tld_metrics *start_metrics(const struct config *cf, tld_export_src *src)
  * running on the same control socket (lb/takeover.h). */
 static void inherit_sockets(struct config *cf, tld_takeover_set *set, char *path, size_t len)
 {
-	set->n = 0;
 	if (cf->control_socket != NULL)
 		snprintf(path, len, "%s", cf->control_socket);
 	else
 		snprintf(path, len, "%s/tldnode.sock", cf->store);
+	cf->server.inherit = set;
+	unsigned kept = tld_reload_inherited(set); /* re-executed by SIGHUP */
+	if (kept > 0) {
+		tld_log(TLD_LOG_INFO, "reloaded: serving %u sockets kept across the reload", kept);
+		return;
+	}
 	if (cf->no_takeover || cf->check)
 		return;
 	tld_errbuf eb = {{0}};
@@ -593,7 +611,6 @@ static void inherit_sockets(struct config *cf, tld_takeover_set *set, char *path
 	else if (n > 0)
 		tld_log(TLD_LOG_INFO, "took over %d sockets from the tldnode running at %s", n,
 		        path);
-	cf->server.inherit = set;
 }
 
 /* Second half: offer our sockets to a successor. */
@@ -627,6 +644,12 @@ int main(int argc, char **argv)
 	tld_engine_conf_default(&cf.engine);
 	tld_repl_opts_default(&cf.repl);
 	tld_rrl_conf_default(&cf.rrl);
+	tld_errbuf ceb = {{0}};
+	char **orig_argv = argv; /* a reload re-reads the --config file: exec these */
+	if (tld_config_expand(argc, argv, &argc, &argv, &ceb) < 0) {
+		fprintf(stderr, "tldnode: %s\n", ceb.msg);
+		return 2;
+	}
 	int rc = parse_args(argc, argv, &cf);
 	if (rc != 0)
 		return rc;
@@ -694,7 +717,13 @@ int main(int argc, char **argv)
 	    .identity = cf.engine.identity, .server = srv, .store = st, .rrl = rrl, .repl = repl};
 	tld_metrics *metrics = start_metrics(&cf, &xsrc);
 	tld_takeover_server *offer = offer_sockets(&cf, srv, control_path);
-	wait_for_stop();
+	bool reload = wait_for_signal(orig_argv);
+	static tld_takeover_sock socks[TLD_TAKEOVER_MAX];
+	static int kept[TLD_TAKEOVER_MAX];
+	unsigned nkept = 0;
+	if (reload) /* keep the sockets open across the exec: their queues wait for us */
+		nkept =
+		    tld_reload_keep(socks, tld_server_sockets(srv, socks, TLD_TAKEOVER_MAX), kept);
 	tld_takeover_stop(offer); /* before the sockets it offers are closed */
 	tld_metrics_stop(metrics);
 	tld_repl_stop(repl);
@@ -703,6 +732,11 @@ int main(int argc, char **argv)
 	tld_server_free(srv);
 	tld_store_close(st);
 	tld_rrl_free(rrl);
+	if (reload) {
+		tld_reload_exec(orig_argv, kept, nkept);
+		tld_log(TLD_LOG_ERR, "reload: cannot re-execute: %s", strerror(errno));
+		return 1;
+	}
 	tld_log(TLD_LOG_INFO, "stopped");
 	return 0;
 }
