@@ -163,9 +163,14 @@ void tld_engine_batch_begin(tld_engine *e)
 		e->stats.store_errors++;
 		return;
 	}
+	/* Same snapshot as the last batch (no commit since): nothing to check. */
+	uint64_t txnid = mdb_txn_id(e->reader.txn);
+	if (e->zc.valid && txnid == e->zc.txnid)
+		return;
 	if (tld_reader_generation(&e->reader, &gen) == 0 &&
 	    (!e->zc.valid || gen != e->zc.generation))
 		zone_cache_load(e, gen);
+	e->zc.txnid = txnid;
 }
 
 void tld_engine_batch_end(tld_engine *e)

@@ -69,6 +69,7 @@ typedef struct tld_engine_stats {
  * B-tree probe: an open-addressing table keyed by a hash of the apex. */
 typedef struct tld_zone_cache {
 	uint64_t generation;
+	uint64_t txnid; /* snapshot it was last checked against */
 	tld_zone *zones;
 	unsigned nzones;
 	uint32_t *slots;    /* index + 1 into zones; 0 = empty */
