@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -18,11 +19,14 @@
 
 #include <uv.h>
 
-#define TCP_MSG_MAX   65535
-#define TCP_BACKLOG   1024
-#define PKTINFO_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
-#define UDP_ROUNDS    16   /* recvmmsg calls per readiness event, for fairness with TCP */
-#define STOP_GRACE_MS 1000 /* on stop, longest wait for a connection's queued answers */
+#include "../node/common/log.h"
+
+#define TCP_MSG_MAX    65535
+#define TCP_BACKLOG    1024
+#define PKTINFO_SPACE  CMSG_SPACE(sizeof(struct in6_pktinfo))
+#define UDP_ROUNDS     16    /* recvmmsg calls per readiness event, for fairness with TCP */
+#define STOP_GRACE_MS  1000  /* on stop, longest wait for a connection's queued answers */
+#define STOP_DRAIN_MAX 65536 /* on stop, query bytes still read from each connection */
 
 /* Sockets one worker may serve: its own, plus any inherited from a
  * predecessor that ran more workers. */
@@ -56,6 +60,9 @@ struct tcp_conn {
 	unsigned inflight; /* writes queued, not yet completed */
 	unsigned closing;  /* handles still to close */
 	bool paused, eof;
+	bool lingering; /* stopping: answers queued, FIN after them, input discarded */
+	bool peer_eof;  /* lingering: the peer has closed its side */
+	uv_shutdown_t shutdown;
 	int client_slot; /* index into client_conns, or -1 */
 	struct sockaddr_storage peer;
 	int peer_len;
@@ -232,6 +239,113 @@ fail:;
 	                strerror(e));
 }
 
+/* ---- CPU steering (--pin-cpus) ---- */
+
+/*
+ * With worker i pinned to CPU i, a classic BPF program attached to each
+ * listen address's UDP reuseport group picks the socket for a datagram:
+ * index = (CPU that received it) % workers. The index is a position in the
+ * group's socket array, which the kernel fills in bind order (and compacts
+ * when a socket leaves: the last one moves into the hole). Our workers bind
+ * their sockets in worker order, so position i is worker i's socket only
+ * when the group held nothing else before: not when sockets were inherited
+ * from a predecessor (they are in its bind order, and it may have had more
+ * workers) nor when another process has bound the address. In those cases
+ * nothing is attached, and any program a predecessor attached is removed,
+ * so the kernel's hash spreads datagrams over every socket again. A wrong
+ * index never loses a datagram (an index past the end falls back to the
+ * hash; every socket is served), it only defeats the locality.
+ */
+enum steer_plan {
+	STEER_OFF,       /* not pinned: leave the group alone */
+	STEER_ATTACH,    /* fresh group, our order: attach */
+	STEER_INHERITED, /* inherited sockets: detach any predecessor's program */
+	STEER_BUSY,      /* another process is bound there */
+	STEER_TOO_MANY,  /* more workers than CPUs: some would get no datagram */
+};
+
+static bool addr_inherited(const tld_takeover_set *set, const struct sockaddr_storage *addr)
+{
+	for (unsigned i = 0; set != NULL && i < set->n; i++)
+		if (set->socks[i].fd >= 0 && set->socks[i].type == SOCK_DGRAM &&
+		    tld_addr_equal(&set->socks[i].addr, addr))
+			return true;
+	return false;
+}
+
+/* Does some socket already hold addr (UDP)? A probe bound without
+ * SO_REUSEADDR/SO_REUSEPORT fails with EADDRINUSE then. */
+static bool addr_busy(const struct sockaddr_storage *ss)
+{
+	int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	int one = 1;
+	if (ss->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	bool busy = bind(fd, (const struct sockaddr *)ss, addr_len(ss)) != 0 && errno == EADDRINUSE;
+	close(fd);
+	return busy;
+}
+
+static enum steer_plan steer_plan(const tld_server_opts *o, const struct sockaddr_storage *addr)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (addr_inherited(o->inherit, addr))
+		return STEER_INHERITED;
+	if (!o->pin_cpus)
+		return STEER_OFF;
+	if (ncpu < 1 || o->workers > (unsigned)ncpu)
+		return STEER_TOO_MANY;
+	return addr_busy(addr) ? STEER_BUSY : STEER_ATTACH;
+}
+
+static void steer_apply(tld_server *s, unsigned i, enum steer_plan plan)
+{
+	char text[80];
+	int fd = s->workers[0]->udp[i].fd; /* worker 0's socket for listen[i] */
+	tld_addr_format((const struct sockaddr *)&s->opts.listen[i], text, sizeof(text));
+	if (plan == STEER_INHERITED) {
+		/* Harmless when there is none (ENOENT). */
+		if (setsockopt(fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, NULL, 0) == 0)
+			tld_log(TLD_LOG_INFO, "udp %s: removed the predecessor's CPU steering",
+			        text);
+		if (s->opts.pin_cpus)
+			tld_log(TLD_LOG_INFO,
+			        "udp %s: not steering by CPU: the sockets were inherited, their "
+			        "order in the reuseport group is not our workers'",
+			        text);
+		return;
+	}
+	if (plan == STEER_TOO_MANY) {
+		tld_log(TLD_LOG_INFO, "udp %s: not steering by CPU: %u workers for %ld CPUs", text,
+		        s->nworkers, sysconf(_SC_NPROCESSORS_ONLN));
+		return;
+	}
+	if (plan == STEER_BUSY) {
+		tld_log(TLD_LOG_INFO,
+		        "udp %s: not steering by CPU: another socket was bound there before ours",
+		        text);
+		return;
+	}
+	if (plan != STEER_ATTACH)
+		return;
+	struct sock_filter code[] = {
+	    {BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)(SKF_AD_OFF + SKF_AD_CPU)}, /* A = cpu */
+	    {BPF_ALU | BPF_MOD | BPF_K, 0, 0, s->nworkers},                        /* A %= n */
+	    {BPF_RET | BPF_A, 0, 0, 0},                                            /* return A */
+	};
+	struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) != 0)
+		tld_log(TLD_LOG_WARN, "udp %s: cannot attach the CPU steering program: %s", text,
+		        strerror(errno));
+	else
+		tld_log(TLD_LOG_INFO,
+		        "udp %s: steering each datagram to the worker on the receiving CPU "
+		        "(%u workers)",
+		        text, s->nworkers);
+}
+
 /* ---- UDP ---- */
 
 static void udp_prepare_recv(struct worker *w)
@@ -395,7 +509,7 @@ static void on_write_done(uv_write_t *req, int status)
 	}
 	if (c->closing > 0)
 		return;
-	if (c->eof && c->inflight == 0) {
+	if (c->eof && c->inflight == 0 && (!c->lingering || c->peer_eof)) {
 		conn_close(c);
 		return;
 	}
@@ -447,13 +561,15 @@ static bool conn_process(struct tcp_conn *c)
 		ok = conn_answer(c, c->rbuf + off + 2, mlen);
 		off += 2 + mlen;
 		answered = true;
-		if (c->inflight >= w->srv->opts.tcp_max_pipeline)
-			break;
+		if (c->inflight >= w->srv->opts.tcp_max_pipeline && !w->stopping)
+			break; /* reading pauses; when stopping, everything read is answered */
 	}
 	w->srv->h.batch_end(w->ctx);
-	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-	c->rlen -= off;
-	if (answered && ok) /* only a complete query restarts the idle clock */
+	if (off > 0) { /* rbuf is still NULL when nothing was ever read (conn_stop) */
+		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+		c->rlen -= off;
+	}
+	if (answered && ok && !w->stopping) /* only a complete query restarts the idle clock */
 		uv_timer_start(&c->timer, on_conn_timeout, w->srv->opts.tcp_idle_ms, 0);
 	return ok;
 }
@@ -494,6 +610,15 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	struct tcp_conn *c = s->data;
 	if (nread == 0)
 		return;
+	if (c->lingering) { /* stopping: input is discarded until the peer closes */
+		if (nread < 0) {
+			uv_read_stop(s);
+			c->peer_eof = true;
+			if (c->inflight == 0)
+				conn_close(c);
+		}
+		return;
+	}
 	if (nread < 0) {
 		uv_read_stop(s);
 		c->eof = true;
@@ -577,28 +702,80 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---- workers ---- */
 
-static void close_walk(uv_handle_t *h, void *arg)
+static void on_conn_shutdown(uv_shutdown_t *req, int status)
 {
-	if (uv_is_closing(h))
-		return;
-	if (h->type == UV_TCP) { /* listeners are already closing: a connection */
-		struct tcp_conn *c = h->data;
-		struct worker *w = arg;
-		/* A connection: read nothing more, finish what is queued, then close.
-		 * A peer that does not read would hold the stop until its idle
-		 * timeout: give it STOP_GRACE_MS at most. */
-		uv_read_stop((uv_stream_t *)&c->h);
-		c->eof = true;
-		if (c->inflight == 0) {
-			conn_close(c);
-		} else {
-			unsigned grace = w->srv->opts.tcp_idle_ms;
-			if (grace > STOP_GRACE_MS)
-				grace = STOP_GRACE_MS;
-			uv_timer_start(&c->timer, on_conn_timeout, grace, 0);
+	struct tcp_conn *c = req->data;
+	if (status < 0)
+		conn_close(c); /* no-op when already closing (a cancelled shutdown) */
+}
+
+/* Stopping, one connection: answer every complete query already received
+ * (read into the buffer, or waiting in the kernel's receive queue, up to
+ * STOP_DRAIN_MAX bytes more), regardless of the pipeline cap; then send a FIN
+ * after the last answer and discard input until the peer closes, so that
+ * the connection ends with a FIN and not a reset (which could destroy
+ * answers still in flight). A peer that neither reads nor closes holds the
+ * stop STOP_GRACE_MS at most (or the idle timeout, if shorter). A client
+ * retries on a new connection what it sent after that: the successor serves
+ * it. An idle connection is closed at once. */
+static void conn_stop(struct tcp_conn *c)
+{
+	struct worker *w = c->w;
+	uv_read_stop((uv_stream_t *)&c->h);
+	c->eof = true;
+	c->paused = false;
+	uv_os_fd_t fd = -1;
+	bool ok = conn_process(c);
+	size_t budget = STOP_DRAIN_MAX;
+	if (uv_fileno((uv_handle_t *)&c->h, &fd) != 0)
+		fd = -1;
+	while (ok && fd >= 0 && budget > 0) {
+		size_t room = 2 + TCP_MSG_MAX + 4096;
+		if (c->rcap < room) {
+			uint8_t *p = realloc(c->rbuf, room);
+			if (p == NULL)
+				break;
+			c->rbuf = p;
+			c->rcap = room;
 		}
+		room = c->rcap - c->rlen;
+		ssize_t r =
+		    recv(fd, c->rbuf + c->rlen, room < budget ? room : budget, MSG_DONTWAIT);
+		if (r == 0)
+			c->peer_eof = true;
+		if (r <= 0)
+			break;
+		c->rlen += (size_t)r;
+		budget -= (size_t)r;
+		ok = conn_process(c);
+	}
+	c->rlen = 0; /* an incomplete message is dropped */
+	/* Nothing in flight and nothing unread: a plain close() sends the FIN. */
+	if (!ok || c->inflight == 0) {
+		conn_close(c);
 		return;
 	}
+	c->lingering = true;
+	c->shutdown.data = c;
+	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->h, on_conn_shutdown) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (!c->peer_eof)
+		uv_read_start((uv_stream_t *)&c->h, on_conn_alloc, on_conn_read);
+	unsigned grace = w->srv->opts.tcp_idle_ms;
+	if (grace > STOP_GRACE_MS)
+		grace = STOP_GRACE_MS;
+	uv_timer_start(&c->timer, on_conn_timeout, grace, 0);
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (uv_is_closing(h))
+		return;
+	if (h->type == UV_TCP) /* listeners are already closing: a connection */
+		conn_stop(h->data);
 }
 
 static void on_stop(uv_async_t *a)
@@ -800,6 +977,9 @@ int tld_server_start(tld_server **out, const tld_server_opts *o, const tld_handl
 	if (s->opts.tcp_max_pipeline == 0)
 		s->opts.tcp_max_pipeline = 1;
 	sem_init(&s->ready, 0, 0);
+	enum steer_plan steer[TLD_LISTEN_MAX]; /* before sockets are taken or bound */
+	for (unsigned i = 0; i < s->opts.nlisten; i++)
+		steer[i] = steer_plan(&s->opts, &s->opts.listen[i]);
 	s->workers = calloc(s->opts.workers, sizeof(*s->workers));
 	int err = s->workers ? TLD_OK : tld_errf(eb, TLD_ENOMEM, "out of memory");
 	for (unsigned i = 0; err == 0 && i < s->opts.workers; i++) {
@@ -813,6 +993,8 @@ int tld_server_start(tld_server **out, const tld_server_opts *o, const tld_handl
 		s->workers[s->nworkers++] = w;
 		err = worker_sockets(w, &s->opts, eb);
 	}
+	for (unsigned i = 0; err == 0 && i < s->opts.nlisten; i++)
+		steer_apply(s, i, steer[i]);
 	if (err == 0)
 		adopt_leftovers(s);
 	unsigned started = 0;

@@ -32,6 +32,25 @@
  * idle timeout that only a complete query restarts (so a slowly trickled
  * message is closed), a cap on connections per worker and on queries
  * in flight per connection.
+ *
+ * Stopping (tld_server_stop), every worker answers what its UDP sockets
+ * hold; on each TCP connection it answers every complete query received
+ * (in its buffer, or up to 64 KiB more waiting in the kernel), sends a FIN
+ * after the last answer and discards input until the peer closes (1 s at
+ * most), so a client gets every answer and a clean end, never a reset; an
+ * idle connection is closed at once.
+ *
+ * CPU steering (pin_cpus): worker i is pinned to CPU i, and when there are
+ * no more workers than CPUs a classic BPF program (SO_ATTACH_REUSEPORT_CBPF:
+ * A = CPU; A %= workers; return A) on each address's UDP reuseport group
+ * hands a datagram to the socket of the worker on the CPU whose softirq
+ * received it (the NIC's RSS/RPS decides which; on loopback, the sender's
+ * CPU). Caveat: the program returns a position in the group, which follows
+ * bind order and is compacted when a socket leaves, so it is only attached
+ * when our workers' sockets are the whole group in worker order: not when
+ * sockets were inherited from a predecessor (then any program it attached is
+ * removed and the kernel hashes flows over all sockets), nor when another
+ * process was bound there first. Each decision is logged. TCP is not steered.
  */
 
 #define TLD_UDP_BATCH   32
@@ -72,7 +91,7 @@ typedef struct tld_server_opts {
 	unsigned tcp_max_per_client; /* per client address, over all workers (0: no cap) */
 	unsigned tcp_idle_ms;        /* idle / incomplete-message timeout */
 	unsigned tcp_max_pipeline;   /* queries answered per connection before reading pauses */
-	bool pin_cpus;               /* pin worker i to CPU i % ncpu */
+	bool pin_cpus;               /* pin worker i to CPU i % ncpu, steer UDP (above) */
 	tld_takeover_set *inherit;   /* sockets from a predecessor to serve first (takeover.h) */
 } tld_server_opts;
 

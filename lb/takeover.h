@@ -21,6 +21,12 @@
  * read and exits. Because both processes hold the same sockets, every
  * datagram queued at that moment is read by the new process: none is lost.
  *
+ * A successor serves every inherited socket, also when it runs fewer
+ * workers (one worker then serves several sockets per address), and new
+ * ones of its own when it runs more. Inherited UDP sockets keep their places
+ * in the reuseport group, which a CPU-steering program depends on: the
+ * successor removes such a program rather than trust it (server.h).
+ *
  * Protocol (one exchange per connection): the client sends "TAKEOVER 1\n";
  * the server answers with one message carrying n descriptors and n records
  * (struct tld_takeover_sock), or "NONE" when it has nothing to give.

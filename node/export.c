@@ -159,28 +159,33 @@ static void repl_metrics(tld_metrics_buf *b, const tld_export_src *src)
 	for (int i = 0; i < TLD_RC_COUNT; i++)
 		P("tldnode_repl_events_total{event=\"%s\"} %lu\n", tld_repl_counter_name(i),
 		  (unsigned long)st->counters[i]);
+	/* Each metric's samples together, as the text format requires. */
+	char apex[TLD_NAME_TXTMAX];
 	help(b, "tldnode_repl_zone_serial", "gauge", "Serial held and primary's serial, by zone.");
-	help(b, "tldnode_repl_lag_ms", "gauge", "How long each zone has been behind the primary.");
 	for (unsigned i = 0; i < st->nzones; i++) {
-		char apex[TLD_NAME_TXTMAX];
 		tld_name_to_text(st->zones[i].apex, apex, sizeof(apex));
 		P("tldnode_repl_zone_serial{zone=\"%s\",of=\"node\"} %u\n", apex,
 		  st->zones[i].serial);
 		P("tldnode_repl_zone_serial{zone=\"%s\",of=\"primary\"} %u\n", apex,
 		  st->zones[i].primary_serial);
+	}
+	help(b, "tldnode_repl_lag_ms", "gauge", "How long each zone has been behind the primary.");
+	for (unsigned i = 0; i < st->nzones; i++) {
+		tld_name_to_text(st->zones[i].apex, apex, sizeof(apex));
 		P("tldnode_repl_lag_ms{zone=\"%s\"} %lu\n", apex,
 		  (unsigned long)st->zones[i].lag_ms);
 	}
 	help(b, "tldnode_repl_peer_serial", "gauge", "Primary: each replica's serial, by zone.");
+	for (unsigned i = 0; i < st->npeers; i++) {
+		tld_name_to_text(st->peers[i].apex, apex, sizeof(apex));
+		P("tldnode_repl_peer_serial{node=\"%s\",zone=\"%s\"} %u\n", st->peers[i].node, apex,
+		  st->peers[i].serial);
+	}
 	help(b, "tldnode_repl_peer_lag_ms", "gauge", "Primary: each replica's lag, by zone.");
 	for (unsigned i = 0; i < st->npeers; i++) {
-		char apex[TLD_NAME_TXTMAX];
-		const tld_repl_peer_stats *p = &st->peers[i];
-		tld_name_to_text(p->apex, apex, sizeof(apex));
-		P("tldnode_repl_peer_serial{node=\"%s\",zone=\"%s\"} %u\n", p->node, apex,
-		  p->serial);
-		P("tldnode_repl_peer_lag_ms{node=\"%s\",zone=\"%s\"} %lu\n", p->node, apex,
-		  (unsigned long)p->lag_ms);
+		tld_name_to_text(st->peers[i].apex, apex, sizeof(apex));
+		P("tldnode_repl_peer_lag_ms{node=\"%s\",zone=\"%s\"} %lu\n", st->peers[i].node,
+		  apex, (unsigned long)st->peers[i].lag_ms);
 	}
 	free(st);
 }

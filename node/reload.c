@@ -30,6 +30,13 @@ static int push_arg(char ***v, int *n, int *cap, const char *s)
 	return TLD_OK;
 }
 
+static void free_args(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 static const char *config_path(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
@@ -82,8 +89,10 @@ int tld_config_expand(int argc, char **argv, int *out_argc, char ***out_argv, tl
 	const char *path = config_path(argc, argv);
 	if (path != NULL && err == 0) {
 		FILE *f = fopen(path, "r");
-		if (f == NULL)
+		if (f == NULL) {
+			free_args(v, n);
 			return tld_errf(eb, TLD_EIO, "%s: %s", path, strerror(errno));
+		}
 		char line[4096];
 		for (int lineno = 1; err == 0 && fgets(line, sizeof(line), f) != NULL; lineno++)
 			if ((err = config_line(line, &v, &n, &cap)) < 0)
@@ -92,8 +101,10 @@ int tld_config_expand(int argc, char **argv, int *out_argc, char ***out_argv, tl
 	}
 	for (int i = 1; err == 0 && i < argc; i++)
 		err = push_arg(&v, &n, &cap, argv[i]);
-	if (err < 0)
+	if (err < 0) {
+		free_args(v, n);
 		return eb && eb->msg[0] ? err : tld_errf(eb, err, "out of memory");
+	}
 	*out_argc = n;
 	*out_argv = v;
 	return TLD_OK;

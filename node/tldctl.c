@@ -2,9 +2,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../replication/ctl.h"
@@ -47,6 +51,10 @@ static const char usage_text[] =
     "  status --control URL --key FILE [--json] [--timeout SECONDS]\n"
     "      every node (the primary and its replicas): zone, serial, lag, last\n"
     "      report, in sync or not\n"
+    "  status --metrics ADDR:PORT [--metrics ADDR:PORT ...] [--json] [--timeout SECONDS]\n"
+    "      each node's --metrics, read twice 1 s apart: queries/s, responses by\n"
+    "      rcode, truncations, TCP connections, zone serials, replication state;\n"
+    "      exit 1 when a node cannot be read\n"
     "\n"
     "exit status: 0 success, 1 failure, 2 usage error, 3 lookup found nothing\n";
 
@@ -66,6 +74,8 @@ static int fail(const char *fmt, const char *a, const char *b)
 	return EXIT_FAIL;
 }
 
+#define METRICS_NODES_MAX 64
+
 /* Options every subcommand shares. */
 struct opts {
 	const char *store;
@@ -73,12 +83,25 @@ struct opts {
 	const char *output;
 	size_t map_size;
 	bool quiet;
-	tld_ctl_opts ctl; /* push, status */
-	int argc;         /* positional arguments left */
+	tld_ctl_opts ctl;                       /* push, status */
+	const char *metrics[METRICS_NODES_MAX]; /* status --metrics */
+	unsigned nmetrics;
+	int argc; /* positional arguments left */
 	char **argv;
 };
 
-enum { OPT_CONTROL = 256, OPT_KEY, OPT_ZONE_FILE, OPT_DELTA, OPT_CREATE, OPT_JSON, OPT_TIMEOUT };
+enum {
+	OPT_CONTROL = 256,
+	OPT_KEY,
+	OPT_ZONE_FILE,
+	OPT_DELTA,
+	OPT_CREATE,
+	OPT_JSON,
+	OPT_TIMEOUT,
+	OPT_METRICS,
+};
+
+static int split_hostport(const char *text, char *host, size_t hlen, char *port, size_t plen);
 
 /* The options of push and status; returns EXIT_OK or a usage error. */
 static int parse_ctl_opt(int c, const char *arg, tld_ctl_opts *o)
@@ -123,6 +146,7 @@ static int parse_opts(int argc, char **argv, bool need_store, struct opts *o)
 	    {"create", no_argument, NULL, OPT_CREATE},
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"metrics", required_argument, NULL, OPT_METRICS},
 	    {"store", required_argument, NULL, 's'},
 	    {"origin", required_argument, NULL, 'o'},
 	    {"map-size", required_argument, NULL, 'm'},
@@ -164,6 +188,15 @@ static int parse_opts(int argc, char **argv, bool need_store, struct opts *o)
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(EXIT_OK);
+		case OPT_METRICS: {
+			char host[256], port[16];
+			if (o->nmetrics >= METRICS_NODES_MAX)
+				return usage("too many --metrics addresses");
+			if (split_hostport(optarg, host, sizeof(host), port, sizeof(port)) < 0)
+				return usage("--metrics takes ADDR:PORT or [V6ADDR]:PORT");
+			o->metrics[o->nmetrics++] = optarg;
+			break;
+		}
 		default: {
 			int rc = parse_ctl_opt(c, optarg, &o->ctl);
 			if (rc != EXIT_OK)
@@ -485,10 +518,527 @@ static int cmd_push(struct opts *o)
 	return tld_ctl_push(&o->ctl);
 }
 
+/* ---- status --metrics: each node's Prometheus metrics, summarised ---- */
+
+#define METRICS_BODY_MAX  (16u << 20)
+#define METRICS_TIMEOUT_S 5
+
+/* "HOST:PORT" or "[V6]:PORT" into its parts; 0 or -1. */
+static int split_hostport(const char *text, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon, *h = text;
+	size_t n;
+	if (text[0] == '[') {
+		const char *end = strchr(text, ']');
+		if (end == NULL || end[1] != ':')
+			return -1;
+		h = text + 1;
+		n = (size_t)(end - h);
+		colon = end + 1;
+	} else {
+		colon = strchr(text, ':');
+		if (colon == NULL || strchr(colon + 1, ':') != NULL)
+			return -1;
+		n = (size_t)(colon - text);
+	}
+	char *end;
+	unsigned long p = strtoul(colon + 1, &end, 10);
+	if (n == 0 || n >= hlen || colon[1] == 0 || *end != 0 || p == 0 || p > 65535)
+		return -1;
+	memcpy(host, h, n);
+	host[n] = 0;
+	snprintf(port, plen, "%lu", p);
+	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct sample {
+	const char *name;
+	const char *labels; /* what is between the braces, or "" */
+	double v;
+};
+
+/* One scrape of one node. */
+struct scrape {
+	char *text; /* the body, cut in place into the samples' strings */
+	struct sample *s;
+	size_t n;
+	double at; /* when (monotonic seconds) */
+	char err[200];
+};
+
+static void scrape_free(struct scrape *sc)
+{
+	free(sc->text);
+	free(sc->s);
+	memset(sc, 0, sizeof(*sc));
+}
+
+/* GET /metrics from addr; the body into sc->text. Returns 0 or -1 (sc->err). */
+static int http_get(const char *addr, unsigned timeout_s, struct scrape *sc)
+{
+	char host[256], port[16];
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	split_hostport(addr, host, sizeof(host), port, sizeof(port)); /* checked when parsed */
+	int rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(sc->err, sizeof(sc->err), "%s", gai_strerror(rc));
+		return -1;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = {.tv_sec = timeout_s};
+	if (fd >= 0) {
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* connect() too */
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	sc->at = now_s();
+	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+		snprintf(sc->err, sizeof(sc->err), "connect: %s", strerror(errno));
+		freeaddrinfo(ai);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	char req[320];
+	int len = snprintf(req, sizeof(req), "GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", addr);
+	size_t cap = 1 << 16, got = 0;
+	char *buf = malloc(cap);
+	bool ok = buf != NULL && write(fd, req, (size_t)len) == len;
+	while (ok) {
+		if (got + 1 >= cap) {
+			char *nb = cap >= METRICS_BODY_MAX ? NULL : realloc(buf, cap * 2);
+			if (nb == NULL) {
+				ok = false;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t r = read(fd, buf + got, cap - 1 - got);
+		if (r == 0)
+			break;
+		if (r < 0 && errno == EINTR)
+			continue;
+		ok = r > 0;
+		got += r > 0 ? (size_t)r : 0;
+	}
+	int e = errno;
+	close(fd);
+	if (!ok) {
+		snprintf(sc->err, sizeof(sc->err), "reading the answer: %s",
+		         buf == NULL || got + 1 >= cap ? "too large" : strerror(e));
+		free(buf);
+		return -1;
+	}
+	buf[got] = 0;
+	char *body = strstr(buf, "\r\n\r\n");
+	if (strncmp(buf, "HTTP/1.", 7) != 0 || strlen(buf) < 12 || body == NULL ||
+	    strncmp(buf + 9, "200", 3) != 0) {
+		char *eol = strpbrk(buf, "\r\n");
+		if (eol != NULL)
+			*eol = 0;
+		snprintf(sc->err, sizeof(sc->err), "not a metrics answer: %.80s", buf);
+		free(buf);
+		return -1;
+	}
+	body += 4;
+	memmove(buf, body, strlen(body) + 1);
+	sc->text = buf;
+	sc->at = (sc->at + now_s()) / 2;
+	return 0;
+}
+
+/* Cuts the text into samples (comments skipped). Returns 0 or -1 (sc->err). */
+static int parse_samples(struct scrape *sc)
+{
+	size_t cap = 0;
+	for (char *line = sc->text, *next; line != NULL && *line != 0; line = next) {
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = 0;
+		if (*line == '#' || *line == 0)
+			continue;
+		struct sample smp = {.name = line, .labels = ""};
+		char *p = line + strcspn(line, "{ ");
+		if (*p == '{') {
+			*p++ = 0;
+			smp.labels = p;
+			bool quoted = false;
+			for (; *p != 0 && (quoted || *p != '}'); p++) {
+				if (quoted && *p == '\\' && p[1] != 0)
+					p++;
+				else if (*p == '"')
+					quoted = !quoted;
+			}
+			if (*p != '}')
+				goto bad;
+			*p++ = 0;
+		}
+		if (*p != ' ')
+			goto bad;
+		*p++ = 0;
+		char *end;
+		smp.v = strtod(p, &end);
+		if (end == p || (*end != 0 && *end != ' '))
+			goto bad;
+		if (sc->n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			struct sample *ns = realloc(sc->s, nc * sizeof(*ns));
+			if (ns == NULL) {
+				snprintf(sc->err, sizeof(sc->err), "out of memory");
+				return -1;
+			}
+			sc->s = ns;
+			cap = nc;
+		}
+		sc->s[sc->n++] = smp;
+		continue;
+	bad:
+		snprintf(sc->err, sizeof(sc->err), "not Prometheus text: %.60s", line);
+		return -1;
+	}
+	return 0;
+}
+
+static int scrape_node(const char *addr, unsigned timeout_s, struct scrape *sc)
+{
+	scrape_free(sc);
+	if (http_get(addr, timeout_s, sc) < 0 || parse_samples(sc) < 0)
+		return -1;
+	return 0;
+}
+
+/* The value of label key in a label list, unescaped into out; false if absent. */
+static bool label_get(const char *labels, const char *key, char *out, size_t len)
+{
+	size_t kl = strlen(key);
+	for (const char *p = labels; *p != 0;) {
+		bool match = strncmp(p, key, kl) == 0 && p[kl] == '=' && p[kl + 1] == '"';
+		p = strchr(p, '"');
+		if (p == NULL)
+			return false;
+		size_t n = 0;
+		for (p++; *p != 0 && *p != '"'; p++) {
+			char c = *p;
+			if (c == '\\' && p[1] != 0)
+				c = *++p == 'n' ? '\n' : *p;
+			if (match && n + 1 < len)
+				out[n++] = c;
+		}
+		if (match) {
+			out[n] = 0;
+			return true;
+		}
+		if (*p == '"')
+			p++;
+		if (*p == ',')
+			p++;
+	}
+	return false;
+}
+
+/* Sum of the samples of name, only those with label key = val when key is
+ * given. */
+static double sum_of(const struct scrape *sc, const char *name, const char *key, const char *val)
+{
+	double t = 0;
+	char have[256];
+	for (size_t i = 0; i < sc->n; i++)
+		if (strcmp(sc->s[i].name, name) == 0 &&
+		    (key == NULL || (label_get(sc->s[i].labels, key, have, sizeof(have)) &&
+		                     strcmp(have, val) == 0)))
+			t += sc->s[i].v;
+	return t;
+}
+
+/* Figures summed by one label's values (rcode, zone), in order of appearance. */
+struct kv {
+	char key[256];
+	double v;
+};
+
+struct kvlist {
+	struct kv *a;
+	size_t n;
+};
+
+static void kv_add(struct kvlist *l, const char *key, double v)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->a[i].key, key) == 0) {
+			l->a[i].v += v;
+			return;
+		}
+	struct kv *na = realloc(l->a, (l->n + 1) * sizeof(*na));
+	if (na == NULL)
+		return;
+	l->a = na;
+	snprintf(l->a[l->n].key, sizeof(l->a[l->n].key), "%s", key);
+	l->a[l->n++].v = v;
+}
+
+/* name's samples summed by label key (those with label want = wantval, when
+ * want is given). */
+static void by_label(const struct scrape *sc, const char *name, const char *key, const char *want,
+                     const char *wantval, struct kvlist *out)
+{
+	char val[256], w[256];
+	for (size_t i = 0; i < sc->n; i++) {
+		if (strcmp(sc->s[i].name, name) != 0 ||
+		    !label_get(sc->s[i].labels, key, val, sizeof(val)))
+			continue;
+		if (want != NULL &&
+		    (!label_get(sc->s[i].labels, want, w, sizeof(w)) || strcmp(w, wantval) != 0))
+			continue;
+		kv_add(out, val, sc->s[i].v);
+	}
+}
+
+static double kv_get(const struct kvlist *l, const char *key)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->a[i].key, key) == 0)
+			return l->a[i].v;
+	return 0;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s != 0; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+/* What is shown of one node. */
+struct node_view {
+	const char *addr;
+	bool up;
+	const char *err;
+	char identity[256];
+	double workers, interval, qps, qps_udp, qps_tcp, udp, tcp, truncated;
+	double tcp_open, tcp_accepted, tcp_refused;
+	struct kvlist rcodes, zones;
+	bool repl, in_sync;
+	char role[32];
+	struct kvlist rserial, rprimary, rlag;
+};
+
+static void node_view_fill(struct node_view *v, const struct scrape *a, const struct scrape *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->s[i].name, "tldnode_info") == 0) {
+			char w[32] = "";
+			label_get(b->s[i].labels, "identity", v->identity, sizeof(v->identity));
+			label_get(b->s[i].labels, "workers", w, sizeof(w));
+			v->workers = strtod(w, NULL);
+		}
+	v->interval = b->at - a->at;
+	v->udp = sum_of(b, "tldnode_queries_total", "transport", "udp");
+	v->tcp = sum_of(b, "tldnode_queries_total", "transport", "tcp");
+	double du = v->udp - sum_of(a, "tldnode_queries_total", "transport", "udp");
+	double dt = v->tcp - sum_of(a, "tldnode_queries_total", "transport", "tcp");
+	if (v->interval > 0) { /* a counter that went down: the node restarted */
+		v->qps_udp = du > 0 ? du / v->interval : 0;
+		v->qps_tcp = dt > 0 ? dt / v->interval : 0;
+	}
+	v->qps = v->qps_udp + v->qps_tcp;
+	by_label(b, "tldnode_responses_total", "rcode", NULL, NULL, &v->rcodes);
+	v->truncated = sum_of(b, "tldnode_truncated_total", NULL, NULL);
+	v->tcp_open = sum_of(b, "tldnode_tcp_connections", NULL, NULL);
+	v->tcp_accepted = sum_of(b, "tldnode_tcp_accepted_total", NULL, NULL);
+	v->tcp_refused = sum_of(b, "tldnode_tcp_refused_total", NULL, NULL);
+	by_label(b, "tldnode_zone_serial", "zone", NULL, NULL, &v->zones);
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->s[i].name, "tldnode_repl_in_sync") == 0) {
+			v->repl = true;
+			v->in_sync = b->s[i].v != 0;
+			label_get(b->s[i].labels, "role", v->role, sizeof(v->role));
+		}
+	by_label(b, "tldnode_repl_zone_serial", "zone", "of", "node", &v->rserial);
+	by_label(b, "tldnode_repl_zone_serial", "zone", "of", "primary", &v->rprimary);
+	by_label(b, "tldnode_repl_lag_ms", "zone", NULL, NULL, &v->rlag);
+}
+
+static void node_view_free(struct node_view *v)
+{
+	free(v->rcodes.a);
+	free(v->zones.a);
+	free(v->rserial.a);
+	free(v->rprimary.a);
+	free(v->rlag.a);
+}
+
+static void print_kvs(const struct kvlist *l, bool skip_zero)
+{
+	const char *sep = "";
+	for (size_t i = 0; i < l->n; i++) {
+		if (skip_zero && l->a[i].v == 0)
+			continue;
+		printf("%s%s %.0f", sep, l->a[i].key, l->a[i].v);
+		sep = ", ";
+	}
+	printf("%s\n", *sep ? "" : "none");
+}
+
+static void print_node_text(const struct node_view *v)
+{
+	if (!v->up) {
+		printf("%s  unreachable: %s\n", v->addr, v->err);
+		return;
+	}
+	printf("%s  %s  %.0f workers\n", v->addr, v->identity[0] ? v->identity : "?", v->workers);
+	printf("  %-13s %.1f (udp %.1f, tcp %.1f; over %.2f s)\n", "queries/s", v->qps, v->qps_udp,
+	       v->qps_tcp, v->interval);
+	printf("  %-13s %.0f (udp %.0f, tcp %.0f)\n", "queries", v->udp + v->tcp, v->udp, v->tcp);
+	printf("  %-13s ", "responses");
+	print_kvs(&v->rcodes, true);
+	printf("  %-13s %.0f\n", "truncated", v->truncated);
+	printf("  %-13s %.0f open, %.0f accepted, %.0f refused\n", "tcp", v->tcp_open,
+	       v->tcp_accepted, v->tcp_refused);
+	for (size_t i = 0; i < v->zones.n; i++)
+		printf("  %-13s %s  serial %.0f\n", "zone", v->zones.a[i].key, v->zones.a[i].v);
+	if (!v->repl)
+		return;
+	printf("  %-13s %s, %s\n", "replication", v->role[0] ? v->role : "?",
+	       v->in_sync ? "in sync" : "NOT in sync");
+	for (size_t i = 0; i < v->rserial.n; i++) {
+		const char *z = v->rserial.a[i].key;
+		printf("    %-11s serial %.0f, primary's %.0f, lag %.0f ms\n", z, v->rserial.a[i].v,
+		       kv_get(&v->rprimary, z), kv_get(&v->rlag, z));
+	}
+}
+
+static void print_json_kvs(const struct kvlist *l)
+{
+	putchar('{');
+	for (size_t i = 0; i < l->n; i++) {
+		printf("%s", i ? ", " : "");
+		json_str(l->a[i].key);
+		printf(": %.0f", l->a[i].v);
+	}
+	putchar('}');
+}
+
+static void print_node_json(const struct node_view *v)
+{
+	printf("{\"address\": ");
+	json_str(v->addr);
+	if (!v->up) {
+		printf(", \"up\": false, \"error\": ");
+		json_str(v->err);
+		putchar('}');
+		return;
+	}
+	printf(", \"up\": true, \"identity\": ");
+	json_str(v->identity);
+	printf(", \"workers\": %.0f, \"interval_s\": %.3f, \"qps\": %.1f, \"qps_udp\": %.1f, "
+	       "\"qps_tcp\": %.1f, \"queries\": {\"udp\": %.0f, \"tcp\": %.0f}, \"responses\": ",
+	       v->workers, v->interval, v->qps, v->qps_udp, v->qps_tcp, v->udp, v->tcp);
+	print_json_kvs(&v->rcodes);
+	printf(", \"truncated\": %.0f, \"tcp\": {\"open\": %.0f, \"accepted\": %.0f, "
+	       "\"refused\": %.0f}, \"zones\": ",
+	       v->truncated, v->tcp_open, v->tcp_accepted, v->tcp_refused);
+	print_json_kvs(&v->zones);
+	if (v->repl) {
+		printf(", \"replication\": {\"role\": ");
+		json_str(v->role);
+		printf(", \"in_sync\": %s, \"zones\": {", v->in_sync ? "true" : "false");
+		for (size_t i = 0; i < v->rserial.n; i++) {
+			const char *z = v->rserial.a[i].key;
+			printf("%s", i ? ", " : "");
+			json_str(z);
+			printf(": {\"serial\": %.0f, \"primary_serial\": %.0f, \"lag_ms\": %.0f}",
+			       v->rserial.a[i].v, kv_get(&v->rprimary, z), kv_get(&v->rlag, z));
+		}
+		printf("}}");
+	}
+	putchar('}');
+}
+
+/* tldctl status --metrics: every node scraped, 1 s later scraped again. */
+static int metrics_status(const struct opts *o)
+{
+	unsigned n = o->nmetrics, timeout = o->ctl.timeout_s ? o->ctl.timeout_s : METRICS_TIMEOUT_S;
+	struct scrape *first = calloc(n, sizeof(*first)), *second = calloc(n, sizeof(*second));
+	struct node_view *views = calloc(n, sizeof(*views));
+	if (first == NULL || second == NULL || views == NULL) {
+		free(first);
+		free(second);
+		free(views);
+		return fail("out of memory%s%s", "", "");
+	}
+	double start = now_s();
+	for (unsigned i = 0; i < n; i++)
+		scrape_node(o->metrics[i], timeout, &first[i]);
+	double wait = start + 1.0 - now_s();
+	if (wait > 0) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)(wait * 1e9)};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+	int rc = EXIT_OK;
+	for (unsigned i = 0; i < n; i++) {
+		struct node_view *v = &views[i];
+		v->addr = o->metrics[i];
+		v->up =
+		    first[i].err[0] == 0 && scrape_node(o->metrics[i], timeout, &second[i]) == 0;
+		v->err = first[i].err[0] ? first[i].err : second[i].err;
+		if (v->up) {
+			node_view_fill(v, &first[i], &second[i]);
+		} else {
+			fprintf(stderr, "tldctl: %s: %s\n", v->addr, v->err);
+			rc = EXIT_FAIL;
+		}
+	}
+	if (o->ctl.json)
+		printf("{\"nodes\": [");
+	for (unsigned i = 0; i < n; i++) {
+		if (o->ctl.json) {
+			printf("%s", i ? ", " : "");
+			print_node_json(&views[i]);
+		} else {
+			print_node_text(&views[i]);
+		}
+	}
+	if (o->ctl.json)
+		printf("]}\n");
+	for (unsigned i = 0; i < n; i++) {
+		node_view_free(&views[i]);
+		scrape_free(&first[i]);
+		scrape_free(&second[i]);
+	}
+	free(first);
+	free(second);
+	free(views);
+	if (fflush(stdout) != 0)
+		return fail("writing output failed%s%s", "", "");
+	return rc;
+}
+
 static int cmd_status(struct opts *o)
 {
 	if (o->argc != 0)
 		return usage("status takes no positional arguments");
+	if (o->nmetrics > 0 && (o->ctl.control_url != NULL || o->ctl.key_file != NULL))
+		return usage("status takes --metrics ADDR:PORT or --control URL --key FILE, "
+		             "not both");
+	if (o->nmetrics > 0)
+		return metrics_status(o);
 	return tld_ctl_status(&o->ctl);
 }
 

@@ -568,6 +568,8 @@ static int setup_protection(struct config *cf, tld_rrl **rrl)
 	                          : tld_cookie_random(&cf->cookies);
 	if (err < 0) {
 		tld_log(TLD_LOG_ERR, "cookies: %s", eb.msg[0] ? eb.msg : tld_strerror(err));
+		tld_rrl_free(*rrl);
+		*rrl = NULL;
 		return 1;
 	}
 	cf->engine.cookies = &cf->cookies;
@@ -646,10 +648,12 @@ int main(int argc, char **argv)
 	tld_rrl_conf_default(&cf.rrl);
 	tld_errbuf ceb = {{0}};
 	char **orig_argv = argv; /* a reload re-reads the --config file: exec these */
-	if (tld_config_expand(argc, argv, &argc, &argv, &ceb) < 0) {
+	static char **expanded;  /* lives as long as the process: cf points into it */
+	if (tld_config_expand(argc, argv, &argc, &expanded, &ceb) < 0) {
 		fprintf(stderr, "tldnode: %s\n", ceb.msg);
 		return 2;
 	}
+	argv = expanded;
 	int rc = parse_args(argc, argv, &cf);
 	if (rc != 0)
 		return rc;
@@ -665,10 +669,12 @@ int main(int argc, char **argv)
 	int err = tld_store_open(&st, cf.store, &cf.store_opts, &eb);
 	if (err < 0) {
 		tld_log(TLD_LOG_ERR, "%s", eb.msg[0] ? eb.msg : tld_strerror(err));
+		tld_rrl_free(rrl);
 		return 1;
 	}
 	if ((err = report_zones(st, cf.store)) < 0 || cf.check) {
 		tld_store_close(st);
+		tld_rrl_free(rrl);
 		return err < 0 ? 1 : 0; /* --check fails when the zones cannot be read */
 	}
 
@@ -697,6 +703,7 @@ int main(int argc, char **argv)
 	if (err < 0) {
 		tld_log(TLD_LOG_ERR, "%s", eb.msg[0] ? eb.msg : tld_strerror(err));
 		tld_store_close(st);
+		tld_rrl_free(rrl);
 		return 1;
 	}
 	for (unsigned i = 0; i < cf.server.nlisten; i++) {
@@ -711,6 +718,7 @@ int main(int argc, char **argv)
 		tld_server_stop(srv);
 		tld_server_free(srv);
 		tld_store_close(st);
+		tld_rrl_free(rrl);
 		return 1;
 	}
 	tld_export_src xsrc = {
