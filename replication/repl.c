@@ -12,6 +12,10 @@
 
 #include "../node/common/log.h"
 
+_Static_assert(TLD_RC_NO_SPACE_STALLS == TLD_RC_REJECTED + TLD_REJ_COUNT,
+               "one rejected_* counter per enum tld_reject");
+_Static_assert(TLD_RC_COUNT <= TLD_REPORT_COUNTERS, "reports carry every counter");
+
 const char *tld_repl_counter_name(int c)
 {
 	static const char *const names[TLD_RC_REJECTED] = {
@@ -31,8 +35,12 @@ const char *tld_repl_counter_name(int c)
 	};
 	if (c >= 0 && c < TLD_RC_REJECTED)
 		return names[c];
-	if (c >= TLD_RC_REJECTED && c < TLD_RC_COUNT)
+	if (c >= TLD_RC_REJECTED && c < TLD_RC_REJECTED + TLD_REJ_COUNT)
 		return rejected[c - TLD_RC_REJECTED];
+	if (c == TLD_RC_NO_SPACE_STALLS)
+		return "no_space_stalls";
+	if (c == TLD_RC_STALLED_NO_SPACE)
+		return "stalled_no_space";
 	return "unknown";
 }
 

@@ -99,7 +99,11 @@ enum tld_repl_counter {
 	TLD_RC_CATCHUPS_SERVED,     /* primary */
 	TLD_RC_SNAPSHOTS_SERVED,    /* primary: snapshot sessions completed */
 	TLD_RC_REJECTED,            /* TLD_REJ_COUNT counters follow, by enum tld_reject */
-	TLD_RC_COUNT = TLD_RC_REJECTED + 6,
+	TLD_RC_NO_SPACE_STALLS = TLD_RC_REJECTED + 6, /* replica: times a zone stopped applying
+	                                                 for lack of space (map full, ENOSPC) */
+	TLD_RC_STALLED_NO_SPACE, /* replica: zones stalled for lack of space NOW (a gauge: 0 once
+	                            applying resumed) */
+	TLD_RC_COUNT,
 };
 
 /* Short snake_case name of a counter ("gaps", "rejected_bad_mac", ...). */
@@ -115,6 +119,9 @@ typedef struct tld_repl_zone_stats {
 	uint64_t lag_ms;         /* replica: how long it has been behind the primary (0: in step) */
 	uint64_t applied_ms;     /* unix ms of the last change applied / committed */
 	uint64_t delay_ms;       /* replica: primary's send time -> applied, last published delta */
+	bool stalled;            /* replica: applying stopped for lack of space (map full or
+	                            ENOSPC); it serves `serial` and retries until space returns */
+	char stall_reason[128];  /* replica: why, when stalled */
 } tld_repl_zone_stats;
 
 /* Primary: one row per replica and zone, from the replicas' reports. */

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
@@ -19,6 +20,8 @@
 #define RETRY_MAX_MS    5000
 #define HB_STALE_MIN_MS 1000 /* no heartbeat for this long (or 5 periods): not in sync */
 #define PUB_SENDERS     64
+#define STALL_RETRY_MS  500 /* no space: retry applying this often (snapshots back off to 5 s) */
+#define FS_FULL_BYTES   (1u << 20) /* a write error with less room than this: no space */
 
 enum need { NEED_NONE = 0, NEED_CATCHUP, NEED_SNAPSHOT };
 
@@ -35,6 +38,14 @@ struct rzone {
 	enum need need;
 	unsigned failures;
 	uint64_t retry_at; /* monotonic ms */
+	/* Stalled: a write failed for lack of space (LMDB map full, or ENOSPC from
+	 * the file system). Nothing of it was written: the zone keeps serving its
+	 * last committed serial, `need` stays set (catch-up from that serial, so no
+	 * delta is ever skipped) and the write is retried every STALL_RETRY_MS
+	 * until it fits. Logged once when it starts and once when it ends. */
+	bool stalled;
+	uint64_t stalled_since; /* monotonic ms */
+	char stall_reason[128];
 };
 
 struct pending {
@@ -144,6 +155,7 @@ static void zones_to_stats(tld_repl *r)
 	uint64_t now = tld_now_ms();
 	pthread_mutex_lock(&r->lock);
 	tld_repl_stats *st = r->stats;
+	uint64_t stalled = 0;
 	st->nzones = 0;
 	for (unsigned i = 0; i < rp->nzones; i++) {
 		const struct rzone *z = &rp->zones[i];
@@ -154,9 +166,55 @@ static void zones_to_stats(tld_repl *r)
 		zs->lag_ms = z->behind_since ? now - z->behind_since : 0;
 		zs->applied_ms = z->applied_ms;
 		zs->delay_ms = z->delay_ms;
+		zs->stalled = z->stalled;
+		memcpy(zs->stall_reason, z->stall_reason, sizeof(zs->stall_reason));
+		stalled += z->stalled;
 	}
+	st->counters[TLD_RC_STALLED_NO_SPACE] = stalled;
 	st->in_sync = rp->in_sync;
 	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- running out of space ---- */
+
+/* A write for z failed with TLD_EMAPFULL (map full or ENOSPC; the
+ * transaction was aborted, nothing was written). Keeps z's need (a
+ * catch-up from the serial it has at least) and schedules the retry. */
+static void stall(tld_repl *r, struct rzone *z, const char *why)
+{
+	uint64_t now = repl_mono_ms();
+	if (z->need == NEED_NONE)
+		z->need = NEED_CATCHUP;
+	if (!z->stalled) {
+		z->stalled = true;
+		z->stalled_since = now;
+		z->failures = 0;
+		snprintf(z->stall_reason, sizeof(z->stall_reason), "%s", why);
+		repl_count(r, TLD_RC_NO_SPACE_STALLS, 1);
+		tld_log(TLD_LOG_ERR,
+		        "%s: applying stopped: %s; serving serial %u, retrying every %u ms "
+		        "until there is room",
+		        repl_name(z->apex).s, why, z->serial, STALL_RETRY_MS);
+	}
+	uint64_t wait = STALL_RETRY_MS;
+	if (z->need == NEED_SNAPSHOT) { /* a whole zone each time: back off */
+		z->failures++;
+		wait <<= z->failures < 4 ? z->failures - 1 : 3;
+		if (wait > RETRY_MAX_MS)
+			wait = RETRY_MAX_MS;
+	}
+	z->retry_at = now + wait;
+}
+
+static void unstall(struct rzone *z)
+{
+	if (!z->stalled)
+		return;
+	z->stalled = false;
+	z->stall_reason[0] = 0;
+	tld_log(TLD_LOG_INFO, "%s: applying resumed after %.1f s without space; serial %u",
+	        repl_name(z->apex).s, (double)(repl_mono_ms() - z->stalled_since) / 1000.0,
+	        z->serial);
 }
 
 /* ---- set-up ---- */
@@ -221,6 +279,28 @@ void replica_fini(tld_repl *r)
 
 /* ---- applying ---- */
 
+/* Whether the store's file system has (almost) no room left. */
+static bool fs_full(tld_repl *r)
+{
+	const char *dir = NULL;
+	struct statvfs sv;
+	return mdb_env_get_path(tld_store_env(r->st), &dir) == 0 && dir != NULL &&
+	       statvfs(dir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < FS_FULL_BYTES;
+}
+
+/* LMDB reports a short write as EIO ("short write, filesystem full?"): a
+ * commit that runs out of disk part-way through its pages fails with
+ * TLD_ESTORE, not ENOSPC. When the file system is full after such a failure,
+ * that is what it was: returns TLD_EMAPFULL (with a message), else err. */
+static int space_error(tld_repl *r, int err, tld_errbuf *eb)
+{
+	if (err != TLD_ESTORE || !fs_full(r))
+		return err;
+	char was[sizeof(eb->msg)];
+	snprintf(was, sizeof(was), "%s", eb->msg);
+	return tld_errf(eb, TLD_EMAPFULL, "no space left on device (%s); nothing was written", was);
+}
+
 /* Applies n deltas to zone zn in one write transaction. Returns the number
  * of RR operations applied, or an error (nothing written). */
 static int apply_views(tld_repl *r, struct rzone *zn, const tld_delta_view *const *v, size_t n,
@@ -242,10 +322,10 @@ static int apply_views(tld_repl *r, struct rzone *zn, const tld_delta_view *cons
 	}
 	if (err < 0) {
 		tld_writer_abort(&w);
-		return err;
+		return space_error(r, err, eb);
 	}
 	if ((err = tld_writer_commit(&w, eb)) < 0)
-		return err;
+		return space_error(r, err, eb);
 	zn->serial = z.serial;
 	repl_count(r, TLD_RC_DELTAS_APPLIED, n);
 	repl_count(r, TLD_RC_CHANGES_APPLIED, ops);
@@ -269,6 +349,9 @@ static void flush_batch(tld_repl *r)
 		z->delay_ms = z->applied_ms > last->time_ms ? z->applied_ms - last->time_ms : 0;
 		tld_log(TLD_LOG_DEBUG, "%s: applied %u deltas, serial %u", repl_name(z->apex).s,
 		        rp->nbatch, z->serial);
+		rp->report_due = true;
+	} else if (err == TLD_EMAPFULL) {
+		stall(r, z, eb.msg[0] ? eb.msg : tld_strerror(err)); /* retried by catch-up */
 		rp->report_due = true;
 	} else {
 		repl_count(r, TLD_RC_APPLY_ERRORS, 1);
@@ -442,7 +525,7 @@ static int apply_catchup(tld_repl *r, struct rzone *z, tld_rbuf *rb, uint32_t co
 	if (err == 0 && (err = apply_views(r, z, pv, count, eb)) >= 0) {
 		repl_count(r, TLD_RC_CATCHUP_DELTAS, count);
 		err = TLD_OK;
-	} else if (err != TLD_ENOMEM && err != TLD_EMALFORMED) {
+	} else if (err != TLD_ENOMEM && err != TLD_EMALFORMED && err != TLD_EMAPFULL) {
 		repl_count(r, TLD_RC_APPLY_ERRORS, 1);
 		err = TLD_EZONE;
 	}
@@ -497,7 +580,7 @@ static int do_snapshot(tld_repl *r, struct rzone *z, tld_errbuf *eb)
 	uint64_t when = 0;
 	int err = snap_fetch(r, &r->rep->cl, z->apex, &nz, &when, eb);
 	if (err < 0)
-		return err;
+		return space_error(r, err, eb);
 	repl_count(r, TLD_RC_SNAPSHOTS, 1);
 	set_serial(z, nz.serial, when, true);
 	return TLD_OK;
@@ -508,6 +591,10 @@ static void resolve(tld_repl *r, struct rzone *z)
 {
 	struct replica *rp = r->rep;
 	tld_errbuf eb = {{0}};
+	if (z->stalled && fs_full(r)) { /* still no room: fetch nothing that cannot be written */
+		z->retry_at = repl_mono_ms() + STALL_RETRY_MS;
+		return;
+	}
 	rp->report_pending = false; /* the request below abandons it */
 	int err = TLD_OK;
 	if (z->need == NEED_CATCHUP && !z->local)
@@ -526,7 +613,10 @@ static void resolve(tld_repl *r, struct rzone *z)
 		tld_log(TLD_LOG_WARN, "%s: %s", repl_name(z->apex).s, eb.msg);
 		err = TLD_OK; /* the primary dropped the zone: nothing to fetch */
 	}
-	if (err < 0) {
+	if (err == TLD_EMAPFULL) {
+		stall(r, z, eb.msg[0] ? eb.msg : tld_strerror(err));
+		rp->report_due = true;
+	} else if (err < 0) {
 		if (err == TLD_ETIMEDOUT || err == TLD_EAUTH || err == TLD_EIO)
 			repl_count(r, TLD_RC_REQUEST_FAILURES, 1);
 		z->failures++;
@@ -540,6 +630,7 @@ static void resolve(tld_repl *r, struct rzone *z)
 	} else {
 		z->need = NEED_NONE;
 		z->failures = 0;
+		unstall(z);
 		rp->report_due = true;
 	}
 	zones_to_stats(r);
