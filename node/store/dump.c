@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libknot/libknot.h>
 
@@ -60,6 +61,27 @@ static int rdata_error(struct dumper *d, uint16_t type, int knot_rc)
 	                tname, knot_strerror(knot_rc));
 }
 
+/* Records libknot 3.2's presentation form would not read back the same, so
+ * they are written in the RFC 3597 generic form instead (found by fuzzing):
+ * SVCB/HTTPS values holding '(', ')' or ';' lose their escapes, and RRSIG
+ * times more than 68 years from now wrap around (serial arithmetic). */
+static bool needs_generic(uint16_t type, const uint8_t *rdata, uint16_t rdlen)
+{
+	if (type == KNOT_RRTYPE_SVCB || type == KNOT_RRTYPE_HTTPS)
+		return memchr(rdata, '(', rdlen) || memchr(rdata, ')', rdlen) ||
+		       memchr(rdata, ';', rdlen);
+	if (type != KNOT_RRTYPE_RRSIG || rdlen < 16)
+		return false;
+	int64_t now = (int64_t)time(NULL), far = INT32_MAX - 366 * 86400; /* a year's margin */
+	for (int i = 8; i <= 12; i += 4) { /* expiration, inception */
+		int64_t t = (int64_t)((uint32_t)rdata[i] << 24 | (uint32_t)rdata[i + 1] << 16 |
+		                      (uint32_t)rdata[i + 2] << 8 | rdata[i + 3]);
+		if (t - now > far || now - t > far)
+			return true;
+	}
+	return false;
+}
+
 /* Dumps one record of (d->owner, type, class IN, ttl). */
 static int dump_record(struct dumper *d, uint16_t type, uint32_t ttl, const uint8_t *rdata,
                        uint16_t rdlen)
@@ -69,7 +91,9 @@ static int dump_record(struct dumper *d, uint16_t type, uint32_t ttl, const uint
 	int rc = knot_rrset_add_rdata(&rr, rdata, rdlen, NULL);
 	if (rc != KNOT_EOK)
 		return tld_errf(d->eb, TLD_ENOMEM, "dump: out of memory");
-	rc = knot_rrset_txt_dump(&rr, &d->txt, &d->txt_size, &d->style);
+	knot_dump_style_t style = d->style;
+	style.generic = needs_generic(type, rdata, rdlen);
+	rc = knot_rrset_txt_dump(&rr, &d->txt, &d->txt_size, &style);
 	/* Only the RDATA belongs to us: knot_rrset_clear() would free the owner. */
 	knot_rdataset_clear(&rr.rrs, NULL);
 	if (rc == KNOT_ENOMEM)

@@ -285,3 +285,28 @@ def test_reimport_parent_keeps_child(tldctl, three_zones, tmp_path):
                                                 ODD.replace(" 7 1800", " 8 1800")))
     assert dump_zone(tldctl, three_zones, "sub.tld.") == before
     assert sorted(list_zones(tldctl, three_zones)) == ["other.", "sub.tld.", "tld."]
+
+
+LOSSY_IN_PRESENTATION = """$ORIGIN odd.
+$TTL 3600
+@ SOA ns.odd. h.odd. 1 2 3 4 5
+@ NS ns.odd.
+ns A 192.0.2.1
+svc HTTPS 1 . alpn=a\\(b,c\\;d
+s2 A 192.0.2.2
+s2 RRSIG A 13 2 3600 21000101000000 20260101000000 1 odd. AAAA
+"""
+
+
+def test_records_libknot_cannot_present_roundtrip(tldctl, tmp_store, tmp_store2, tmp_path):
+    """SVCB/HTTPS values with '(' ')' ';' and RRSIG times far from now are
+    dumped in RFC 3597 form, so a dump imports back to the same store."""
+    z = write_zone(tmp_path / "odd.zone", LOSSY_IN_PRESENTATION)
+    import_zone(tldctl, tmp_store, z)
+    text = dump_zone(tldctl, tmp_store, "odd.")
+    assert "\\# " in text
+    d = write_zone(tmp_path / "odd.dump", text)
+    import_zone(tldctl, tmp_store2, d)
+    digests = [check(run(tldctl, "digest", "--store", s, "odd.")).stdout.split()[-1]
+               for s in (tmp_store, tmp_store2)]
+    assert digests[0] == digests[1]
