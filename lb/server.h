@@ -54,7 +54,7 @@
  */
 
 #define TLD_UDP_BATCH   32
-#define TLD_UDP_MSG_MAX 4096 /* larger UDP queries are truncated and refused */
+#define TLD_UDP_MSG_MAX 4096 /* larger UDP datagrams are dropped unanswered */
 #define TLD_LISTEN_MAX  16
 
 enum tld_transport { TLD_UDP = 0, TLD_TCP = 1 };

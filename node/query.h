@@ -28,7 +28,9 @@
  *     NSID (RFC 5001); without EDNS every UDP reply fits 512 bytes;
  *   - CHAOS TXT id.server / hostname.bind (the identity) and version.bind /
  *     version.server (configurable, or REFUSED when hidden).
- * The engine never allocates; a worker owns one tld_engine and uses it from
+ * Answering allocates nothing (the per-worker zone table is rebuilt, with an
+ * allocation, only when the set of zones changes); a worker owns one
+ * tld_engine and uses it from
  * one thread. LMDB read transactions are bracketed by the caller
  * (tld_engine_batch_begin/end) so one covers a whole batch of queries.
  */
