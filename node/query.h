@@ -30,8 +30,8 @@
  *     version.server (configurable, or REFUSED when hidden).
  * Answering allocates nothing (the per-worker zone table is rebuilt, with an
  * allocation, only when the set of zones changes); a worker owns one
- * tld_engine and uses it from
- * one thread. LMDB read transactions are bracketed by the caller
+ * tld_engine and uses it from one thread. LMDB read transactions are
+ * bracketed by the caller
  * (tld_engine_batch_begin/end) so one covers a whole batch of queries.
  */
 
