@@ -15,15 +15,10 @@
 #include <string.h>
 
 #include "../../replication/delta.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 #define APPLY_MAX_OPS 64 /* keeps each input cheap */
 
@@ -44,19 +39,8 @@ static tld_zone zone;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char dir[] = "/tmp/fuzz-delta-XXXXXX";
-	CHECK(mkdtemp(dir) != NULL);
-	tld_store_opts so = {.create = true, .map_size = 64u << 20};
-	tld_errbuf eb = {{0}};
-	CHECK(tld_store_open(&store, dir, &so, &eb) == 0);
-	tld_zdata *zd;
-	CHECK(tld_zdata_load_string(zone_text, sizeof(zone_text) - 1, "fuzz", NULL, &zd, NULL,
-	                            &eb) == 0);
-	tld_writer w;
-	CHECK(tld_writer_begin(store, &w, &eb) == 0);
-	CHECK(tld_zdata_write(zd, &w, &zone, NULL, &eb) == 0);
-	CHECK(tld_zone_publish(&w, &zone, &eb) == 0);
-	CHECK(tld_writer_commit(&w, &eb) == 0);
-	tld_zdata_free(zd);
+	store = fuzz_scratch_store(dir, 64u << 20);
+	fuzz_import(store, zone_text, sizeof(zone_text) - 1, &zone);
 	return 0;
 }
 

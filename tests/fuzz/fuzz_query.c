@@ -17,15 +17,10 @@
 #include "dns/wire.h"
 #include "query.h"
 #include "store/import.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 static const char zone_text[] =
     "$ORIGIN fz.\n$TTL 3600\n"
@@ -54,20 +49,9 @@ static tld_engine_conf conf;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char dir[] = "/tmp/fuzz-query-XXXXXX";
-	CHECK(mkdtemp(dir) != NULL);
-	tld_store_opts so = {.create = true, .map_size = 64u << 20};
-	tld_errbuf eb = {{0}};
-	CHECK(tld_store_open(&store, dir, &so, &eb) == 0);
-	tld_zdata *zd;
-	CHECK(tld_zdata_load_string(zone_text, sizeof(zone_text) - 1, "fuzz", NULL, &zd, NULL,
-	                            &eb) == 0);
-	tld_writer w;
 	tld_zone z;
-	CHECK(tld_writer_begin(store, &w, &eb) == 0);
-	CHECK(tld_zdata_write(zd, &w, &z, NULL, &eb) == 0);
-	CHECK(tld_zone_publish(&w, &z, &eb) == 0);
-	CHECK(tld_writer_commit(&w, &eb) == 0);
-	tld_zdata_free(zd);
+	store = fuzz_scratch_store(dir, 64u << 20);
+	fuzz_import(store, zone_text, sizeof(zone_text) - 1, &z);
 	tld_engine_conf_default(&conf);
 	strcpy(conf.identity, "fuzz-node");
 	CHECK(tld_engine_init(&engine, store, &conf) == 0);

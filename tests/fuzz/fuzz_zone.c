@@ -23,25 +23,17 @@
 
 #include "store/dump.h"
 #include "store/import.h"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
 
 static tld_store *store;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char dir[] = "/tmp/fuzz-zone-XXXXXX";
-	CHECK(mkdtemp(dir) != NULL);
-	tld_store_opts so = {.create = true, .map_size = 256u << 20};
-	tld_errbuf eb = {{0}};
-	CHECK(tld_store_open(&store, dir, &so, &eb) == 0);
+	store = fuzz_scratch_store(dir, 256u << 20);
 	return 0;
 }
 
