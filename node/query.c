@@ -163,10 +163,13 @@ void tld_engine_batch_begin(tld_engine *e)
 		e->stats.store_errors++;
 		return;
 	}
-	/* Same snapshot as the last batch (no commit since): nothing to check. */
+	/* Same snapshot as the last batch (no commit since): nothing to check,
+	 * and views into it (the cached SOA) are still valid, since LMDB only
+	 * reuses pages that a later commit freed. */
 	uint64_t txnid = mdb_txn_id(e->reader.txn);
 	if (e->zc.valid && txnid == e->zc.txnid)
 		return;
+	e->soa_zid = 0;
 	if (tld_reader_generation(&e->reader, &gen) == 0 &&
 	    (!e->zc.valid || gen != e->zc.generation))
 		zone_cache_load(e, gen);
@@ -175,7 +178,6 @@ void tld_engine_batch_begin(tld_engine *e)
 
 void tld_engine_batch_end(tld_engine *e)
 {
-	e->soa_zid = 0; /* the view dies with the snapshot */
 	if (e->reader_ok)
 		tld_reader_end(&e->reader);
 	e->reader_ok = false;
@@ -230,7 +232,7 @@ static void put_soa(struct ctx *c)
 {
 	tld_engine *e = c->e;
 	tld_rrset soa;
-	if (e->soa_zid == c->zone->id) { /* already read in this batch (same snapshot) */
+	if (e->soa_zid == c->zone->id) { /* already read from this snapshot */
 		soa = e->soa;
 	} else {
 		if (!get_rrset(c, c->zone->apex, TLD_T_SOA, &soa))

@@ -87,7 +87,7 @@ typedef struct tld_engine {
 	tld_zone_cache zc;
 	uint64_t now_ms;  /* monotonic clock at the start of the batch (RRL) */
 	uint32_t now_s;   /* wall clock at the start of the batch (cookies) */
-	uint32_t soa_zid; /* zone whose SOA is in soa, for this batch (0: none) */
+	uint32_t soa_zid; /* zone whose SOA is in soa, read from the snapshot zc.txnid (0: none) */
 	tld_rrset soa;
 	tld_engine_stats stats;
 } tld_engine;

@@ -63,7 +63,9 @@ static bool chunk_entry(snap_session *s, const MDB_val *k, const MDB_val *v, tld
 
 int snap_session_chunk(snap_session *s, tld_wbuf *b, size_t chunk, bool *done)
 {
-	MDB_cursor *cur = s->rd.cur_rr;
+	MDB_cursor *cur = tld_reader_rrsets_cursor(&s->rd);
+	if (cur == NULL)
+		return TLD_EIO;
 	uint8_t prefix[ZID_LEN];
 	tld_put_be32(prefix, s->z.id);
 	MDB_val k = {ZID_LEN, prefix}, v;

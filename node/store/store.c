@@ -343,6 +343,16 @@ int tld_store_usage(tld_store *st, uint64_t *used, uint64_t *map_size)
 
 /* ---- readers ---- */
 
+static const MDB_dbi *reader_dbis(const tld_store *st, MDB_dbi out[TLD_CUR_COUNT])
+{
+	out[TLD_CUR_RR] = st->rrsets;
+	out[TLD_CUR_CUT] = st->cuts;
+	out[TLD_CUR_NSEC] = st->nsec;
+	out[TLD_CUR_NSEC3] = st->nsec3;
+	out[TLD_CUR_ZONE] = st->zones;
+	return out;
+}
+
 int tld_reader_open(tld_store *st, tld_reader *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -350,10 +360,10 @@ int tld_reader_open(tld_store *st, tld_reader *r)
 	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &r->txn);
 	if (rc != 0)
 		return tld_store_err(rc, NULL, "read transaction");
-	MDB_cursor **cur[] = {&r->cur_rr, &r->cur_cut, &r->cur_nsec, &r->cur_nsec3, &r->cur_zone};
-	MDB_dbi dbi[] = {st->rrsets, st->cuts, st->nsec, st->nsec3, st->zones};
-	for (size_t i = 0; i < 5 && rc == 0; i++)
-		rc = mdb_cursor_open(r->txn, dbi[i], cur[i]);
+	MDB_dbi dbi[TLD_CUR_COUNT];
+	reader_dbis(st, dbi);
+	for (size_t i = 0; i < TLD_CUR_COUNT && rc == 0; i++)
+		rc = mdb_cursor_open(r->txn, dbi[i], &r->cur[i]);
 	if (rc != 0) {
 		tld_reader_close(r);
 		return tld_store_err(rc, NULL, "read cursor");
@@ -365,13 +375,30 @@ int tld_reader_open(tld_store *st, tld_reader *r)
 int tld_reader_begin(tld_reader *r)
 {
 	int rc = mdb_txn_renew(r->txn);
-	MDB_cursor *cur[] = {r->cur_rr, r->cur_cut, r->cur_nsec, r->cur_nsec3, r->cur_zone};
-	for (size_t i = 0; i < 5 && rc == 0; i++)
-		rc = mdb_cursor_renew(r->txn, cur[i]);
 	if (rc != 0)
 		return tld_store_err(rc, NULL, "renew read transaction");
+	r->bound = 0;
 	r->active = true;
 	return TLD_OK;
+}
+
+/* Sets *cur to cursor i, bound to the current snapshot. */
+static int reader_cursor(tld_reader *r, enum tld_reader_cursor i, MDB_cursor **cur)
+{
+	if (!(r->bound & (1u << i))) {
+		int rc = mdb_cursor_renew(r->txn, r->cur[i]);
+		if (rc != 0)
+			return tld_store_err(rc, NULL, "renew read cursor");
+		r->bound |= 1u << i;
+	}
+	*cur = r->cur[i];
+	return TLD_OK;
+}
+
+MDB_cursor *tld_reader_rrsets_cursor(tld_reader *r)
+{
+	MDB_cursor *cur = NULL;
+	return reader_cursor(r, TLD_CUR_RR, &cur) == TLD_OK ? cur : NULL;
 }
 
 void tld_reader_end(tld_reader *r)
@@ -379,14 +406,14 @@ void tld_reader_end(tld_reader *r)
 	if (r->active)
 		mdb_txn_reset(r->txn);
 	r->active = false;
+	r->bound = 0;
 }
 
 void tld_reader_close(tld_reader *r)
 {
-	MDB_cursor *cur[] = {r->cur_rr, r->cur_cut, r->cur_nsec, r->cur_nsec3, r->cur_zone};
-	for (size_t i = 0; i < 5; i++)
-		if (cur[i] != NULL)
-			mdb_cursor_close(cur[i]);
+	for (size_t i = 0; i < TLD_CUR_COUNT; i++)
+		if (r->cur[i] != NULL)
+			mdb_cursor_close(r->cur[i]);
 	if (r->txn != NULL)
 		mdb_txn_abort(r->txn);
 	memset(r, 0, sizeof(*r));
@@ -464,7 +491,11 @@ int tld_zone_find_qtype(tld_reader *r, const uint8_t *name, uint16_t qtype, tld_
 int tld_zone_foreach(tld_reader *r, int (*fn)(const tld_zone *z, void *ctx), void *ctx)
 {
 	MDB_val k, v;
-	int rc = mdb_cursor_get(r->cur_zone, &k, &v, MDB_FIRST);
+	MDB_cursor *cur = NULL;
+	int rc = reader_cursor(r, TLD_CUR_ZONE, &cur);
+	if (rc < 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	while (rc == 0) {
 		tld_zone z;
 		int err = zone_from_val(&v, &z);
@@ -472,7 +503,7 @@ int tld_zone_foreach(tld_reader *r, int (*fn)(const tld_zone *z, void *ctx), voi
 			return err;
 		if ((err = fn(&z, ctx)) != 0)
 			return err;
-		rc = mdb_cursor_get(r->cur_zone, &k, &v, MDB_NEXT);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	return rc == MDB_NOTFOUND ? TLD_OK : tld_store_err(rc, NULL, "zone list");
 }
@@ -505,8 +536,12 @@ int tld_name_exists(tld_reader *r, const tld_zone *z, const uint8_t *name)
 	int klen = name_rel_key(z, name, key);
 	if (klen < 0)
 		return klen;
+	MDB_cursor *cur = NULL;
+	int rc = reader_cursor(r, TLD_CUR_RR, &cur);
+	if (rc < 0)
+		return rc;
 	MDB_val k = {(size_t)klen, key}, v;
-	int rc = mdb_cursor_get(r->cur_rr, &k, &v, MDB_SET_RANGE);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc != 0)
@@ -602,7 +637,11 @@ int tld_referral_find(tld_reader *r, const tld_zone *z, const uint8_t *name, tld
 	if (klen < 0)
 		return klen;
 	MDB_val v;
-	int flen = cut_floor(r->cur_cut, key, (size_t)klen, found, &v);
+	MDB_cursor *cur = NULL;
+	int flen = reader_cursor(r, TLD_CUR_CUT, &cur);
+	if (flen < 0)
+		return flen;
+	flen = cut_floor(cur, key, (size_t)klen, found, &v);
 	if (flen < 0)
 		return flen;
 	out->blob = v.mv_data;
@@ -643,9 +682,13 @@ int tld_nsec_find(tld_reader *r, const tld_zone *z, const uint8_t *name, uint8_t
 	int klen = name_rel_key(z, name, key);
 	if (klen < 0)
 		return klen;
-	int flen = index_floor(r->cur_nsec, key, (size_t)klen, found);
+	MDB_cursor *cur = NULL;
+	int flen = reader_cursor(r, TLD_CUR_NSEC, &cur);
+	if (flen < 0)
+		return flen;
+	flen = index_floor(cur, key, (size_t)klen, found);
 	if (flen == TLD_ENOENT)
-		flen = index_last(r->cur_nsec, z->id, found);
+		flen = index_last(cur, z->id, found);
 	if (flen < 0)
 		return flen;
 	return rel_key_name(z, found, (size_t)flen, owner);
@@ -659,9 +702,13 @@ int tld_nsec3_find(tld_reader *r, const tld_zone *z, const char *hash, size_t hl
 		return TLD_EINVAL;
 	tld_put_be32(key, z->id);
 	memcpy(key + ZID_LEN, hash, hlen);
-	int flen = index_floor(r->cur_nsec3, key, ZID_LEN + hlen, found);
+	MDB_cursor *cur = NULL;
+	int flen = reader_cursor(r, TLD_CUR_NSEC3, &cur);
+	if (flen < 0)
+		return flen;
+	flen = index_floor(cur, key, ZID_LEN + hlen, found);
 	if (flen == TLD_ENOENT)
-		flen = index_last(r->cur_nsec3, z->id, found);
+		flen = index_last(cur, z->id, found);
 	if (flen < 0)
 		return flen;
 	if ((size_t)flen + 1 + z->apex_len > TLD_NAME_MAX)
@@ -710,7 +757,9 @@ int tld_zone_foreach_rrset(tld_reader *r, const tld_zone *z,
 {
 	uint8_t prefix[ZID_LEN];
 	tld_put_be32(prefix, z->id);
-	return foreach_prefix(r->cur_rr, z, prefix, ZID_LEN, false, fn, ctx);
+	MDB_cursor *cur = NULL;
+	int rc = reader_cursor(r, TLD_CUR_RR, &cur);
+	return rc < 0 ? rc : foreach_prefix(cur, z, prefix, ZID_LEN, false, fn, ctx);
 }
 
 int tld_name_foreach_rrset(tld_reader *r, const tld_zone *z, const uint8_t *owner,
@@ -722,7 +771,9 @@ int tld_name_foreach_rrset(tld_reader *r, const tld_zone *z, const uint8_t *owne
 	if (klen < 0)
 		return klen;
 	key[klen] = 0; /* the owner's own RRsets, not its descendants */
-	return foreach_prefix(r->cur_rr, z, key, (size_t)klen + 1, true, fn, ctx);
+	MDB_cursor *cur = NULL;
+	int rc = reader_cursor(r, TLD_CUR_RR, &cur);
+	return rc < 0 ? rc : foreach_prefix(cur, z, key, (size_t)klen + 1, true, fn, ctx);
 }
 
 /* ---- writers ---- */
@@ -810,7 +861,7 @@ int tld_zone_new(tld_writer *w, const uint8_t *apex, tld_zone *z, tld_errbuf *eb
 /* Deletes every key of zone zid from one database. */
 static int drop_zid_range(MDB_txn *txn, MDB_dbi dbi, uint32_t zid)
 {
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	int rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc != 0)
 		return rc;
@@ -1171,7 +1222,7 @@ int tld_journal_put(tld_writer *w, const tld_zone *z, uint64_t seq, const void *
 
 int tld_journal_trim(tld_writer *w, const tld_zone *z, uint64_t keep_from, tld_errbuf *eb)
 {
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	int rc = mdb_cursor_open(w->txn, w->st->journal, &cur);
 	if (rc != 0)
 		return tld_store_err(rc, eb, "journal trim");

@@ -63,8 +63,8 @@
 #define TLD_ZONE_NSEC3        0x02u /* the apex has NSEC3PARAM: signed with NSEC3 */
 #define TLD_ZONE_NSEC3_OPTOUT 0x04u /* some NSEC3 record has the opt-out flag */
 #define TLD_ZONE_SIGNED       0x08u /* the apex has DNSKEY and RRSIGs */
-#define TLD_ZONE_WILDCARD     0x10u /* some owner starts with a '*' label: without
-				       it, NXDOMAIN needs no wildcard probe */
+/* Some owner starts with a '*' label; without it, NXDOMAIN needs no wildcard probe. */
+#define TLD_ZONE_WILDCARD 0x10u
 
 typedef struct tld_store tld_store;
 
@@ -135,10 +135,24 @@ int tld_store_err(int mdb_rc, tld_errbuf *eb, const char *what);
 
 /* ---- Readers: one read transaction, reset and renewed, never reopened ---- */
 
+enum tld_reader_cursor {
+	TLD_CUR_RR,
+	TLD_CUR_CUT,
+	TLD_CUR_NSEC,
+	TLD_CUR_NSEC3,
+	TLD_CUR_ZONE,
+	TLD_CUR_COUNT
+};
+
 typedef struct tld_reader {
 	tld_store *st;
 	MDB_txn *txn;
-	MDB_cursor *cur_rr, *cur_cut, *cur_nsec, *cur_nsec3, *cur_zone;
+	MDB_cursor *cur[TLD_CUR_COUNT];
+	/* Bit i set: cur[i] is bound to the current snapshot. Cursors are renewed
+	 * on first use, not in tld_reader_begin: renewing one makes LMDB look the
+	 * database up in the main DB, which a batch of referrals never needs for
+	 * four of the five. */
+	unsigned bound;
 	bool active;
 } tld_reader;
 
@@ -150,6 +164,10 @@ int tld_reader_begin(tld_reader *r);
 void tld_reader_end(tld_reader *r);
 /* Frees the transaction and cursors. */
 void tld_reader_close(tld_reader *r);
+/* The reader's cursor on the rrsets database, bound to the current snapshot
+ * (renewed here on first use). NULL if renewing fails (an LMDB error). Only
+ * valid between tld_reader_begin and tld_reader_end. */
+MDB_cursor *tld_reader_rrsets_cursor(tld_reader *r);
 
 /* ---- Reads (reader active) ---- */
 
@@ -208,8 +226,7 @@ int tld_referral_find(tld_reader *r, const tld_zone *z, const uint8_t *name, tld
 
 /* Walks the entries of a referral: *pos starts at 0. Returns false at the
  * end (or on a malformed blob). */
-bool tld_referral_next(const tld_referral *ref, size_t *pos, const uint8_t **owner,
-		       tld_rrset *rs);
+bool tld_referral_next(const tld_referral *ref, size_t *pos, const uint8_t **owner, tld_rrset *rs);
 
 /* The NSEC owner that is name or its closest predecessor in canonical order
  * (wrapping to the last NSEC owner when name sorts before every one of them).
@@ -286,19 +303,19 @@ int tld_rrset_put(tld_writer *w, const tld_zone *z, const uint8_t *owner, uint16
 /* Rebuilds the referral data of cut from the RRsets at and below it (or
  * removes the cuts entry when cut has no NS). append as for tld_rrset_put(). */
 int tld_cut_rebuild(tld_writer *w, const tld_zone *z, const uint8_t *cut, bool append,
-		    tld_errbuf *eb);
+                    tld_errbuf *eb);
 
 /* Stores ready-made referral data for cut (import builds it from its sorted
  * records instead of reading them back). blob is made with
  * tld_referral_add(). */
 int tld_cut_put(tld_writer *w, const tld_zone *z, const uint8_t *cut, const uint8_t *blob,
-		size_t len, bool append, tld_errbuf *eb);
+                size_t len, bool append, tld_errbuf *eb);
 
 /* Appends one entry (owner, type, RRset value) to a referral blob held in a
  * growable buffer (*buf may be NULL at first; free() it when done). Entries
  * must come in the order tld_referral describes. Returns 0 or TLD_ENOMEM. */
-int tld_referral_add(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *owner,
-		     uint16_t type, const uint8_t *val, size_t vlen);
+int tld_referral_add(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *owner, uint16_t type,
+                     const uint8_t *val, size_t vlen);
 
 /* Whether an RRset of type belongs in referral data, at the cut itself
  * (at_cut) or at a name below it. */

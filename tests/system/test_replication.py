@@ -246,6 +246,13 @@ def cluster(tmp_path):
     c.teardown()
 
 
+def nx_soa_serial(node):
+    """The serial of the SOA in a NXDOMAIN answer's authority section."""
+    resp = node.query(f"no-such-name.{ORIGIN}", "A")
+    assert resp.rcode() == dns.rcode.NXDOMAIN
+    return resp.authority[0][0].serial
+
+
 def three_replicas(cluster, **kw):
     for i in range(1, 4):
         cluster.start_replica(f"r{i}", **kw)
@@ -279,6 +286,8 @@ def test_bootstrap_and_delta_push(cluster, tmp_path):
     cluster.start_primary(zone_text=SMALL_ZONE)
     three_replicas(cluster)
     cluster.wait_in_sync()
+    for r in cluster.replicas.values():  # the engine now holds this snapshot's SOA
+        assert nx_soa_serial(r) == 2026010100
     delta = tmp_path / "d.delta"
     delta.write_text(f"$ORIGIN {ORIGIN}\n$TTL 7200\n+ new NS ns1.example.org.\n"
                      f"+ new NS ns2.example.org.\n- example NS ns2.example.net.\n")
@@ -295,6 +304,7 @@ def test_bootstrap_and_delta_push(cluster, tmp_path):
         assert [str(rr) for rr in resp.authority[0]] == ["ns.glued.tld."]
         assert [str(rr) for rr in resp.additional[0]] == ["192.0.2.10"]
         assert cluster.serial(r) == 2026010101
+        assert nx_soa_serial(r) == 2026010101  # not the SOA of the old snapshot
         c = cluster.counters(r.name)
         assert c["snapshots"] == 1 and c["deltas_applied"] >= 1, c
 
