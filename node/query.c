@@ -581,7 +581,14 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 	tld_resp_set_flags(c->resp, TLD_WIRE_AA, 0);
 	for (int i = 0; i < CNAME_HOPS && !c->full; i++) {
 		const uint8_t *next;
-		if (answer_at(c, name, owner, qtype, &next)) {
+		/* Existence first: one probe settles a name that does not exist,
+		 * where trying the type and then CNAME would take two. */
+		int exists = tld_name_exists(c->r, c->zone, name);
+		if (exists < 0) {
+			c->rcode = TLD_RCODE_SERVFAIL;
+			return;
+		}
+		if (exists == 1 && answer_at(c, name, owner, qtype, &next)) {
 			if (next == NULL || !tld_name_is_below(next, c->zone->apex) ||
 			    tld_cut_find(c->r, c->zone, next, cut) > 0)
 				return;
@@ -589,8 +596,7 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 			name = owner = hop;
 			continue;
 		}
-		int exists = tld_name_exists(c->r, c->zone, name);
-		if (exists != 0) {
+		if (exists != 0) { /* RRsets, none of the type; or an empty non-terminal */
 			nodata(c, name, NULL);
 			return;
 		}
