@@ -190,6 +190,21 @@ static void repl_metrics(tld_metrics_buf *b, const tld_export_src *src)
 	free(st);
 }
 
+static void warm_metrics(tld_metrics_buf *b, const tld_export_src *src)
+{
+	if (src->warm == NULL)
+		return;
+	tld_warm_report r;
+	tld_warm_get(src->warm, &r);
+	help(b, "tldnode_store_warm_done", "gauge",
+	     "1 once the store file has been read into the page cache (or found there), or was "
+	     "too large to be.");
+	P("tldnode_store_warm_done %d\n", r.done ? 1 : 0);
+	help(b, "tldnode_store_warm_read_bytes", "gauge",
+	     "Bytes of the store file read at start because they were not in the page cache.");
+	P("tldnode_store_warm_read_bytes %llu\n", (unsigned long long)r.read_bytes);
+}
+
 void tld_export_render(tld_metrics_buf *b, void *arg)
 {
 	const tld_export_src *src = arg;
@@ -201,4 +216,5 @@ void tld_export_render(tld_metrics_buf *b, void *arg)
 	rrl_metrics(b, src);
 	zone_metrics(b, src);
 	repl_metrics(b, src);
+	warm_metrics(b, src);
 }

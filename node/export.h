@@ -9,6 +9,7 @@
 #include "query.h"
 #include "rrl.h"
 #include "store/store.h"
+#include "warm.h"
 
 /*
  * Metric names (all prefixed tldnode_): queries_total{worker,transport},
@@ -18,7 +19,8 @@
  * tcp_connections, tcp_accepted_total, tcp_refused_total (per worker),
  * rrl_responses_total{verdict}, zone_serial{zone}, and with replication
  * repl_in_sync, repl_events_total{event}, repl_zone_serial{zone,of},
- * repl_lag_ms{zone}, repl_peer_serial{node,zone}, repl_peer_lag_ms{node,zone}.
+ * repl_lag_ms{zone}, repl_peer_serial{node,zone}, repl_peer_lag_ms{node,zone},
+ * and unless --no-warm store_warm_done, store_warm_read_bytes (warm.h).
  * Worker counters are plain per-thread integers read while they change:
  * each value is exact to within the increments in flight.
  */
@@ -29,6 +31,7 @@ typedef struct tld_export_src {
 	tld_store *store;
 	tld_rrl *rrl;   /* may be NULL */
 	tld_repl *repl; /* may be NULL */
+	tld_warm *warm; /* may be NULL (--no-warm) */
 } tld_export_src;
 
 /* A tld_metrics_render_fn; arg is a tld_export_src. */

@@ -20,6 +20,7 @@
 #include "query.h"
 #include "reload.h"
 #include "store/store.h"
+#include "warm.h"
 
 static const char usage_text[] =
     "usage: tldnode --store DIR --listen ADDR:PORT [--listen ADDR:PORT ...] [OPTIONS]\n"
@@ -49,6 +50,9 @@ static const char usage_text[] =
     "  --control-socket PATH   where a successor asks for our sockets (zero-downtime\n"
     "                          restart; default: STORE/tldnode.sock)\n"
     "  --no-takeover           neither take sockets from a running tldnode nor give them\n"
+    "  --no-warm               do not read the store into the page cache in the background\n"
+    "                          after start (default: read, when it fits in half of\n"
+    "                          MemAvailable)\n"
     "\n"
     "protection (README.md, \"Hardening\"):\n"
     "  --rrl-rate N            responses/s per client /24 (/56) and response kind,\n"
@@ -94,6 +98,7 @@ struct config {
 	struct sockaddr_storage metrics_addr;
 	const char *control_socket;
 	bool no_takeover;
+	bool no_warm;
 };
 
 static int usage_error(const char *why, const char *arg)
@@ -144,6 +149,7 @@ enum {
 	OPT_TCP_PER_CLIENT,
 	OPT_CONTROL_SOCKET,
 	OPT_NO_TAKEOVER,
+	OPT_NO_WARM,
 	OPT_CONFIG,
 };
 
@@ -186,6 +192,9 @@ static int parse_protect_arg(int c, const char *arg, struct config *cf)
 		return 0;
 	case OPT_NO_TAKEOVER:
 		cf->no_takeover = true;
+		return 0;
+	case OPT_NO_WARM:
+		cf->no_warm = true;
 		return 0;
 	case OPT_CONFIG: /* already expanded into the options (reload.h) */
 		return 0;
@@ -310,6 +319,7 @@ static int parse_args(int argc, char **argv, struct config *cf)
 	    {"tcp-max-per-client", required_argument, NULL, OPT_TCP_PER_CLIENT},
 	    {"control-socket", required_argument, NULL, OPT_CONTROL_SOCKET},
 	    {"no-takeover", no_argument, NULL, OPT_NO_TAKEOVER},
+	    {"no-warm", no_argument, NULL, OPT_NO_WARM},
 	    {"config", required_argument, NULL, OPT_CONFIG},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -721,8 +731,15 @@ int main(int argc, char **argv)
 		tld_rrl_free(rrl);
 		return 1;
 	}
-	tld_export_src xsrc = {
-	    .identity = cf.engine.identity, .server = srv, .store = st, .rrl = rrl, .repl = repl};
+	tld_warm *warm = NULL;
+	if (!cf.no_warm && tld_warm_start(&warm, cf.store) < 0)
+		tld_log(TLD_LOG_WARN, "cannot start the thread warming the store; serving anyway");
+	tld_export_src xsrc = {.identity = cf.engine.identity,
+	                       .server = srv,
+	                       .store = st,
+	                       .rrl = rrl,
+	                       .repl = repl,
+	                       .warm = warm};
 	tld_metrics *metrics = start_metrics(&cf, &xsrc);
 	tld_takeover_server *offer = offer_sockets(&cf, srv, control_path);
 	bool reload = wait_for_signal(orig_argv);
@@ -734,6 +751,7 @@ int main(int argc, char **argv)
 		    tld_reload_keep(socks, tld_server_sockets(srv, socks, TLD_TAKEOVER_MAX), kept);
 	tld_takeover_stop(offer); /* before the sockets it offers are closed */
 	tld_metrics_stop(metrics);
+	tld_warm_stop(warm);
 	tld_repl_stop(repl);
 	tld_keyring_clear(&cf.keys);
 	tld_server_stop(srv);
