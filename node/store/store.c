@@ -395,6 +395,17 @@ static int reader_cursor(tld_reader *r, enum tld_reader_cursor i, MDB_cursor **c
 	return TLD_OK;
 }
 
+/* Writes name's zid|rel key to key and binds cursor i; returns the key length. */
+static int reader_name_key(tld_reader *r, enum tld_reader_cursor i, const tld_zone *z,
+                           const uint8_t *name, uint8_t *key, MDB_cursor **cur)
+{
+	int klen = name_rel_key(z, name, key);
+	if (klen < 0)
+		return klen;
+	int rc = reader_cursor(r, i, cur);
+	return rc < 0 ? rc : klen;
+}
+
 MDB_cursor *tld_reader_rrsets_cursor(tld_reader *r)
 {
 	MDB_cursor *cur = NULL;
@@ -533,15 +544,12 @@ int tld_rrset_get(tld_reader *r, const tld_zone *z, const uint8_t *owner, uint16
 int tld_name_exists(tld_reader *r, const tld_zone *z, const uint8_t *name)
 {
 	uint8_t key[RR_KEY_MAX];
-	int klen = name_rel_key(z, name, key);
+	MDB_cursor *cur = NULL;
+	int klen = reader_name_key(r, TLD_CUR_RR, z, name, key, &cur);
 	if (klen < 0)
 		return klen;
-	MDB_cursor *cur = NULL;
-	int rc = reader_cursor(r, TLD_CUR_RR, &cur);
-	if (rc < 0)
-		return rc;
 	MDB_val k = {(size_t)klen, key}, v;
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc != 0)
@@ -610,6 +618,15 @@ static int index_last(MDB_cursor *cur, uint32_t zid, uint8_t *found)
 	return (int)(k.mv_size - ZID_LEN);
 }
 
+/* The floor of key in an index, or the zone's last entry when the key sorts
+ * before every entry of the zone (the NSEC chain wraps around). */
+static int index_floor_wrap(MDB_cursor *cur, uint32_t zid, const uint8_t *key, size_t klen,
+                            uint8_t *found)
+{
+	int flen = index_floor(cur, key, klen, found);
+	return flen == TLD_ENOENT ? index_last(cur, zid, found) : flen;
+}
+
 /* The cuts entry covering the name whose zid|rel key is key[0..klen): writes
  * its rel key to found and its value to val; returns the rel length. */
 static int cut_floor(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t *found, MDB_val *val)
@@ -633,15 +650,12 @@ static int cut_floor(MDB_cursor *cur, const uint8_t *key, size_t klen, uint8_t *
 int tld_referral_find(tld_reader *r, const tld_zone *z, const uint8_t *name, tld_referral *out)
 {
 	uint8_t key[RR_KEY_MAX], found[TLD_KEY_MAX + ZID_LEN];
-	int klen = name_rel_key(z, name, key);
-	if (klen < 0)
-		return klen;
 	MDB_val v;
 	MDB_cursor *cur = NULL;
-	int flen = reader_cursor(r, TLD_CUR_CUT, &cur);
-	if (flen < 0)
-		return flen;
-	flen = cut_floor(cur, key, (size_t)klen, found, &v);
+	int klen = reader_name_key(r, TLD_CUR_CUT, z, name, key, &cur);
+	if (klen < 0)
+		return klen;
+	int flen = cut_floor(cur, key, (size_t)klen, found, &v);
 	if (flen < 0)
 		return flen;
 	out->blob = v.mv_data;
@@ -679,16 +693,11 @@ int tld_cut_find(tld_reader *r, const tld_zone *z, const uint8_t *name, uint8_t 
 int tld_nsec_find(tld_reader *r, const tld_zone *z, const uint8_t *name, uint8_t *owner)
 {
 	uint8_t key[RR_KEY_MAX], found[TLD_KEY_MAX + ZID_LEN];
-	int klen = name_rel_key(z, name, key);
+	MDB_cursor *cur = NULL;
+	int klen = reader_name_key(r, TLD_CUR_NSEC, z, name, key, &cur);
 	if (klen < 0)
 		return klen;
-	MDB_cursor *cur = NULL;
-	int flen = reader_cursor(r, TLD_CUR_NSEC, &cur);
-	if (flen < 0)
-		return flen;
-	flen = index_floor(cur, key, (size_t)klen, found);
-	if (flen == TLD_ENOENT)
-		flen = index_last(cur, z->id, found);
+	int flen = index_floor_wrap(cur, z->id, key, (size_t)klen, found);
 	if (flen < 0)
 		return flen;
 	return rel_key_name(z, found, (size_t)flen, owner);
@@ -706,9 +715,7 @@ int tld_nsec3_find(tld_reader *r, const tld_zone *z, const char *hash, size_t hl
 	int flen = reader_cursor(r, TLD_CUR_NSEC3, &cur);
 	if (flen < 0)
 		return flen;
-	flen = index_floor(cur, key, ZID_LEN + hlen, found);
-	if (flen == TLD_ENOENT)
-		flen = index_last(cur, z->id, found);
+	flen = index_floor_wrap(cur, z->id, key, ZID_LEN + hlen, found);
 	if (flen < 0)
 		return flen;
 	if ((size_t)flen + 1 + z->apex_len > TLD_NAME_MAX)

@@ -531,6 +531,56 @@ static void expire_all(tb_worker *w, uint64_t now)
 		expire(w, &w->socks[i], now);
 }
 
+/* ---- the send phase, shared by the UDP and TCP loops ---- */
+
+/* Sending stops when the time is up in a closed loop (an open loop stops
+ * after its last tick), the query limit is reached or a stop is asked. */
+static bool send_should_stop(const tb_worker *w, bool time_up)
+{
+	return (time_up && w->rate == 0) || w->st.sent >= w->qlimit ||
+	       atomic_load_explicit(&w->ctl->stop, memory_order_relaxed);
+}
+
+/* Ends sending at now; answers are awaited until the returned deadline. */
+static uint64_t stop_sending(tb_worker *w, bool *sending, uint64_t now)
+{
+	*sending = false;
+	w->stop_ns = now;
+	return now + w->timeout_ns;
+}
+
+/* After sending: every answer is in, the wait is over, or a second stop. */
+static bool drain_over(const tb_worker *w, uint64_t now, uint64_t drain_end)
+{
+	return w->outstanding == 0 || now >= drain_end ||
+	       atomic_load_explicit(&w->ctl->stop, memory_order_relaxed) > 1;
+}
+
+/* Every tick: time out lost queries and publish the counters; every second,
+ * re-read the offset of the realtime clock (for timestamps in the JSON). */
+static void every_tick(tb_worker *w, uint64_t now, uint64_t *last_scan, uint64_t *last_sync)
+{
+	if (now - *last_scan < TICK_NS)
+		return;
+	expire_all(w, now);
+	*last_scan = now;
+	publish(w);
+	if (now - *last_sync >= 1000000000ull) {
+		w->rt_off = realtime_offset();
+		*last_sync = now;
+	}
+}
+
+/* Closed loop: queries that may be sent now (outstanding cap, query limit,
+ * one slice at most). */
+static uint64_t closed_loop_room(const tb_worker *w)
+{
+	uint64_t room = w->qmax > w->outstanding ? w->qmax - w->outstanding : 0;
+	if (room > w->qlimit - w->st.sent)
+		room = w->qlimit - w->st.sent;
+	return room > TB_SEND_SLICE ? TB_SEND_SLICE : room;
+}
+
 /* Open loop pacing: a token bucket filled at the target rate. Credit accrues up to the end of
  * the run, so a run of L seconds at R q/s sends R * L queries; after a stall, up to 100 ms of
  * missed credit is caught up, but at most 4 ticks' worth per tick, so the catching up does not
@@ -607,24 +657,11 @@ static void *udp_main(tb_worker *w)
 	for (;;) {
 		now = tb_now();
 		bool time_up = now >= ctl->end_ns;
-		if (sending && ((time_up && w->rate == 0) || w->st.sent >= w->qlimit ||
-		                atomic_load_explicit(&ctl->stop, memory_order_relaxed))) {
-			sending = false;
-			w->stop_ns = now;
-			drain_end = now + w->timeout_ns;
-		}
-		if (now - last_scan >= TICK_NS) {
-			expire_all(w, now);
-			last_scan = now;
-			publish(w);
-			if (now - last_sync >= 1000000000ull) {
-				w->rt_off = realtime_offset();
-				last_sync = now;
-			}
-		}
+		if (sending && send_should_stop(w, time_up))
+			drain_end = stop_sending(w, &sending, now);
+		every_tick(w, now, &last_scan, &last_sync);
 		if (!sending) {
-			if (w->outstanding == 0 || now >= drain_end ||
-			    atomic_load_explicit(&ctl->stop, memory_order_relaxed) > 1)
+			if (drain_over(w, now, drain_end))
 				break;
 			udp_poll(w, 1);
 			continue;
@@ -636,9 +673,7 @@ static void *udp_main(tb_worker *w)
 			if (k)
 				pacer_sent(&pc, udp_send_many(w, k));
 			if (time_up) {
-				sending = false;
-				w->stop_ns = now;
-				drain_end = now + w->timeout_ns;
+				drain_end = stop_sending(w, &sending, now);
 				continue;
 			}
 			if (pacer_idle(&pc)) {
@@ -648,11 +683,7 @@ static void *udp_main(tb_worker *w)
 			}
 		} else {
 			/* Closed loop: keep up to qmax outstanding, in batches. */
-			uint64_t room = w->qmax > w->outstanding ? w->qmax - w->outstanding : 0;
-			if (room > w->qlimit - w->st.sent)
-				room = w->qlimit - w->st.sent;
-			if (room > TB_SEND_SLICE)
-				room = TB_SEND_SLICE;
+			uint64_t room = closed_loop_room(w);
 			uint64_t sent = 0;
 			if (room >= min_send || (room && w->outstanding == 0))
 				sent = udp_send_many(w, room);
@@ -858,24 +889,16 @@ static void *tcp_main(tb_worker *w)
 {
 	tb_control *ctl = w->ctl;
 	uint64_t now = tb_now();
-	uint64_t last_scan = now, drain_end = 0;
+	uint64_t last_scan = now, last_sync = now, drain_end = 0;
 	pacer pc;
 	pacer_init(&pc, w, now);
 	bool sending = true;
 	for (;;) {
 		now = tb_now();
 		bool time_up = now >= ctl->end_ns;
-		if (sending && ((time_up && w->rate == 0) || w->st.sent >= w->qlimit ||
-		                atomic_load_explicit(&ctl->stop, memory_order_relaxed))) {
-			sending = false;
-			w->stop_ns = now;
-			drain_end = now + w->timeout_ns;
-		}
-		if (now - last_scan >= TICK_NS) {
-			expire_all(w, now);
-			last_scan = now;
-			publish(w);
-		}
+		if (sending && send_should_stop(w, time_up))
+			drain_end = stop_sending(w, &sending, now);
+		every_tick(w, now, &last_scan, &last_sync);
 		for (unsigned i = 0; i < w->nsock; i++) {
 			tb_sock *s = &w->socks[i];
 			if (s->state == 0 && sending && now >= s->retry_at)
@@ -884,8 +907,7 @@ static void *tcp_main(tb_worker *w)
 				tcp_flush(w, s, now);
 		}
 		if (!sending) {
-			if (w->outstanding == 0 || now >= drain_end ||
-			    atomic_load_explicit(&ctl->stop, memory_order_relaxed) > 1)
+			if (drain_over(w, now, drain_end))
 				break;
 			tcp_poll(w, TICK_NS);
 			continue;
@@ -896,18 +918,12 @@ static void *tcp_main(tb_worker *w)
 			if (k)
 				pacer_sent(&pc, tcp_send_many(w, k, now));
 			if (time_up) {
-				sending = false;
-				w->stop_ns = now;
-				drain_end = now + w->timeout_ns;
+				drain_end = stop_sending(w, &sending, now);
 				continue;
 			}
 			wait = pacer_idle(&pc) ? pc.next_tick - now : 0;
 		} else {
-			uint64_t room = w->qmax > w->outstanding ? w->qmax - w->outstanding : 0;
-			if (room > w->qlimit - w->st.sent)
-				room = w->qlimit - w->st.sent;
-			if (room > TB_SEND_SLICE)
-				room = TB_SEND_SLICE;
+			uint64_t room = closed_loop_room(w);
 			uint64_t sent = room ? tcp_send_many(w, room, now) : 0;
 			wait = sent ? 0 : TICK_NS;
 		}
