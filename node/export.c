@@ -157,8 +157,9 @@ static void repl_metrics(tld_metrics_buf *b, const tld_export_src *src)
 	  st->role == TLD_ROLE_PRIMARY ? "primary" : "replica", st->in_sync ? 1 : 0);
 	help(b, "tldnode_repl_events_total", "counter", "Replication events, by kind.");
 	for (int i = 0; i < TLD_RC_COUNT; i++)
-		P("tldnode_repl_events_total{event=\"%s\"} %lu\n", tld_repl_counter_name(i),
-		  (unsigned long)st->counters[i]);
+		if (i != TLD_RC_STALLED_NO_SPACE) /* a gauge: tldnode_repl_zone_stalled below */
+			P("tldnode_repl_events_total{event=\"%s\"} %lu\n", tld_repl_counter_name(i),
+			  (unsigned long)st->counters[i]);
 	/* Each metric's samples together, as the text format requires. */
 	char apex[TLD_NAME_TXTMAX];
 	help(b, "tldnode_repl_zone_serial", "gauge", "Serial held and primary's serial, by zone.");
@@ -174,6 +175,14 @@ static void repl_metrics(tld_metrics_buf *b, const tld_export_src *src)
 		tld_name_to_text(st->zones[i].apex, apex, sizeof(apex));
 		P("tldnode_repl_lag_ms{zone=\"%s\"} %lu\n", apex,
 		  (unsigned long)st->zones[i].lag_ms);
+	}
+	help(b, "tldnode_repl_zone_stalled", "gauge",
+	     "Replica: 1 while applying to the zone is stopped for lack of space (map full or "
+	     "ENOSPC); it serves its last serial and retries.");
+	for (unsigned i = 0; i < st->nzones; i++) {
+		tld_name_to_text(st->zones[i].apex, apex, sizeof(apex));
+		P("tldnode_repl_zone_stalled{zone=\"%s\"} %d\n", apex,
+		  st->zones[i].stalled ? 1 : 0);
 	}
 	help(b, "tldnode_repl_peer_serial", "gauge", "Primary: each replica's serial, by zone.");
 	for (unsigned i = 0; i < st->npeers; i++) {

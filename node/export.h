@@ -19,10 +19,10 @@
  * tcp_connections, tcp_accepted_total, tcp_refused_total (per worker),
  * rrl_responses_total{verdict}, zone_serial{zone}, and with replication
  * repl_in_sync, repl_events_total{event}, repl_zone_serial{zone,of},
- * repl_lag_ms{zone}, repl_peer_serial{node,zone}, repl_peer_lag_ms{node,zone},
- * and unless --no-warm store_warm_done, store_warm_read_bytes (warm.h).
- * Worker counters are plain per-thread integers read while they change:
- * each value is exact to within the increments in flight.
+ * repl_lag_ms{zone}, repl_zone_stalled{zone}, repl_peer_serial{node,zone},
+ * repl_peer_lag_ms{node,zone}, and unless --no-warm store_warm_done, store_warm_read_bytes
+ * (warm.h). Worker counters are plain per-thread integers read while they change: each value is
+ * exact to within the increments in flight.
  */
 
 typedef struct tld_export_src {

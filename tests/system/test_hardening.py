@@ -18,11 +18,13 @@ import base64
 import json
 import os
 import random
+import re
 import select
 import socket
 import struct
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import dns.edns
@@ -577,6 +579,16 @@ def check_stalled(cluster, tmp_path, replica, pushes, base, reason):
     return pushes
 
 
+def zone_stalled_gauge(metrics_port, zone="tld."):
+    """tldnode_repl_zone_stalled{zone} from a node's metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r'^tldnode_repl_zone_stalled\{zone="%s"\} (\d+)$' % re.escape(zone), text,
+                  re.M)
+    assert m, text[-2000:]
+    return int(m.group(1))
+
+
 def start_small_cluster(cluster, replica_extra=()):
     SMALL_ZONE, _, _ = _cluster_helpers()
     cluster.start_primary(zone_text=SMALL_ZONE)
@@ -591,7 +603,9 @@ def test_replica_disk_full(cluster, small_tmpfs, tmp_path):
     applying (ENOSPC at commit: nothing written), keeps answering from its last serial, logs it
     once and shows it in `tldctl status`; once the ballast is removed it resumes and
     converges."""
-    r1, base = start_small_cluster(cluster)
+    mport = free_port()
+    r1, base = start_small_cluster(cluster, ["--metrics", f"127.0.0.1:{mport}"])
+    assert zone_stalled_gauge(mport) == 0
     st = os.statvfs(small_tmpfs)
     free = st.f_bavail * st.f_frsize
     ballast = small_tmpfs / "ballast"
@@ -599,11 +613,13 @@ def test_replica_disk_full(cluster, small_tmpfs, tmp_path):
         f.write(b"\0" * max(0, free - (1 << 20)))  # leave 1 MiB
     pushes = fill_until_stalled(cluster, tmp_path, r1)
     check_stalled(cluster, tmp_path, r1, pushes, base, "no space left on device")
+    assert zone_stalled_gauge(mport) == 1
     ballast.unlink()
     cluster.wait_in_sync()
     assert "applying resumed" in r1.log_text()
     c = cluster.counters("r1")
     assert c["stalled_no_space"] == 0 and c["snapshots"] == 1, c
+    assert zone_stalled_gauge(mport) == 0
     assert r1.alive()
 
 

@@ -329,7 +329,12 @@ def test_replication_metrics(repl_pair):
         assert metric(rs, "tldnode_repl_zone_serial", zone=zone, of="node") == serial
         assert metric(rs, "tldnode_repl_zone_serial", zone=zone, of="primary") == serial
         assert metric(rs, "tldnode_repl_lag_ms", zone=zone) >= 0
+        assert metric(rs, "tldnode_repl_zone_stalled", zone=zone) == 0
     assert rtypes["tldnode_repl_events_total"] == "counter"
+    assert rtypes["tldnode_repl_zone_stalled"] == "gauge"
+    # A counter never goes down: the number of zones stalled now is not one of them.
+    assert by_label(rs, "tldnode_repl_events_total", "event").keys() >= {"gaps", "no_space_stalls"}
+    assert "stalled_no_space" not in by_label(rs, "tldnode_repl_events_total", "event")
 
 
 def test_replication_exposition_grouped(repl_pair):
