@@ -12,6 +12,7 @@
 
 #include <libzscanner/scanner.h>
 
+#include "../node/dns/rdata.h"
 #include "../node/dns/rrtype.h"
 
 #define HDR_FIXED 12 /* from, to, count: after version and apex */
@@ -1200,6 +1201,11 @@ static void scan_record(zs_scanner_t *s)
 		err = tld_errf(sc->eb, TLD_EZONE, "%s:%" PRIu64 ": %s is outside the zone %s",
 		               sc->path, s->line_counter, name_text(s->r_owner, on, sizeof(on)),
 		               name_text(sc->apex, an, sizeof(an)));
+	else if (tld_rdata_check(s->r_type, s->r_data, s->r_data_length) < 0)
+		err = tld_errf(sc->eb, TLD_EZONE,
+		               "%s:%" PRIu64 ": malformed %s RDATA (a field missing, a bad name or "
+		               "bytes left over)",
+		               sc->path, s->line_counter, type_text(s->r_type, an, sizeof(an)));
 	else if (tld_delta_add(sc->out, sc->op, s->r_owner, s->r_type, s->r_ttl, s->r_data,
 	                       (uint16_t)s->r_data_length) < 0)
 		err = tld_errf(sc->eb, TLD_ENOMEM, "out of memory");

@@ -94,6 +94,12 @@ static int dump_record(struct dumper *d, uint16_t type, uint32_t ttl, const uint
 	knot_dump_style_t style = d->style;
 	style.generic = needs_generic(type, rdata, rdlen);
 	rc = knot_rrset_txt_dump(&rr, &d->txt, &d->txt_size, &style);
+	if (rc < 0 && rc != KNOT_ENOMEM && !style.generic) {
+		/* RDATA the presentation form cannot express (a store written before
+		 * import checked RDATA layouts): the generic form holds any bytes. */
+		style.generic = true;
+		rc = knot_rrset_txt_dump(&rr, &d->txt, &d->txt_size, &style);
+	}
 	/* Only the RDATA belongs to us: knot_rrset_clear() would free the owner. */
 	knot_rdataset_clear(&rr.rrs, NULL);
 	if (rc == KNOT_ENOMEM)

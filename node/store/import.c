@@ -11,6 +11,7 @@
 
 #include <libzscanner/scanner.h>
 
+#include "../dns/rdata.h"
 #include "../dns/rrtype.h"
 
 /* One resource record as read, pointing into the arena. */
@@ -210,6 +211,14 @@ static int add_record(tld_zdata *zd, zs_scanner_t *s)
 			                zd->files[r.file], r.line);
 		r.is_sig = 1;
 		r.type = (uint16_t)(s->r_data[0] << 8 | s->r_data[1]);
+	}
+	if (tld_rdata_check(s->r_type, s->r_data, s->r_data_length) < 0) {
+		char tname[32];
+		tld_rrtype_to_text(s->r_type, tname, sizeof(tname));
+		return tld_errf(zd->eb, TLD_EZONE,
+		                "%s:%u: malformed %s RDATA (a field missing, a bad name or bytes "
+		                "left over)",
+		                zd->files[r.file], r.line, tname);
 	}
 	if ((err = arena_add(zd, s->r_data, s->r_data_length, &r.rdata_off)) < 0)
 		return tld_errf(zd->eb, err, "out of memory");

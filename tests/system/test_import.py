@@ -68,6 +68,8 @@ EXPECTED = {
     "label-too-long.zone": ("label-too-long.zone", (7,), "label length"),
     "name-too-long.zone": ("name-too-long.zone", (7,), "domain name length"),
     "unterminated-paren.zone": ("unterminated-paren.zone", (7, 10), "unclosed"),
+    "generic-ns-not-a-name.zone": ("generic-ns-not-a-name.zone", (7,), "malformed NS RDATA"),
+    "generic-mx-left-over.zone": ("generic-mx-left-over.zone", (7,), "malformed MX RDATA"),
 }
 
 # Files in tests/zones/broken that are only $INCLUDEd by another.

@@ -718,6 +718,7 @@ static void test_file_bad(void **state)
 	    {"$INCLUDE other\n", TLD_ESYNTAX, ":1: $INCLUDE"},
 	    {"+\n", TLD_ESYNTAX, ":1: '+' without a record"},
 	    {"+ a TXT (\n\"x\"\n", TLD_ESYNTAX, ""},
+	    {"+ a A 192.0.2.1\n+ d NS \\# 4 0a0b0c0d\n", TLD_EZONE, ":2: malformed NS RDATA"},
 	};
 	tld_errbuf eb = {{0}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

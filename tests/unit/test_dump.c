@@ -156,20 +156,21 @@ static void test_rrset_odd_owner_and_type(void **state)
 	free(t);
 }
 
+/* RDATA the presentation form cannot express (an A of 3 bytes: import
+ * refuses it now, an older store may hold it) is dumped in the generic form,
+ * which holds any bytes, rather than failing the whole dump. */
 static void test_rrset_bad_rdata(void **state)
 {
 	struct sect rrs = {0}, sigs = {0};
 	uint8_t val[256];
 	tld_rrset rs;
-	tld_errbuf eb = {{0}};
+	int rc;
 	sect_add(&rrs, NULL, "\x01\x02\x03", 3); /* A with 3 bytes */
 	make_view(val, sizeof(val), 1, 60, &rrs, &sigs, &rs);
-	FILE *out = fopen("/dev/null", "w");
-	assert_non_null(out);
-	assert_int_equal(tld_dump_rrset(out, nm("www.Example."), &rs, &eb), TLD_ERDATA);
-	assert_non_null(strstr(eb.msg, "www.example."));
-	assert_non_null(strstr(eb.msg, " A"));
-	fclose(out);
+	char *t = dump_text("www.Example.", &rs, &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(t, "www.example. 60 IN TYPE1 \\# 3 010203\n");
+	free(t);
 }
 
 static void test_rrset_write_error(void **state)
