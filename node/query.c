@@ -24,6 +24,7 @@ struct ctx {
 	tld_zone zone_buf; /* when the zone cache could not be loaded */
 	bool dnssec;       /* DO=1 and the zone is signed */
 	bool full;         /* something required did not fit: TC is set, stop adding */
+	bool damaged;      /* a stored record could not be written: answer SERVFAIL */
 	unsigned rcode;
 	uint8_t proofs[PROOFS_MAX][TLD_NAME_MAX]; /* denial owners already added */
 	unsigned nproofs;
@@ -212,12 +213,22 @@ static int put_rrset(struct ctx *c, int sec, const uint8_t *owner, const tld_rrs
 	return 0;
 }
 
-/* A required RRset: when it does not fit, the response is truncated. */
+/* A required RRset: when it does not fit, the response is truncated. When
+ * its stored RDATA cannot be written (a store from before import checked
+ * RDATA layouts, or damage), the answer becomes SERVFAIL: TC would send the
+ * client to TCP for the same failure. */
 static void put_required(struct ctx *c, int sec, const uint8_t *owner, const tld_rrset *rs,
                          uint32_t ttl_cap)
 {
-	if (!c->full && put_rrset(c, sec, owner, rs, ttl_cap) < 0)
+	if (c->full)
+		return;
+	int rc = put_rrset(c, sec, owner, rs, ttl_cap);
+	if (rc == TLD_ESPACE) {
 		truncate_resp(c);
+	} else if (rc < 0) {
+		c->damaged = c->full = true;
+		c->e->stats.store_errors++;
+	}
 }
 
 static bool get_rrset(struct ctx *c, const uint8_t *owner, uint16_t type, tld_rrset *rs)
@@ -810,6 +821,11 @@ size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t 
 		c.rcode = TLD_RCODE_SERVFAIL;
 	else
 		answer_query(&c);
+	if (c.damaged) { /* nothing of a half-written answer: an empty SERVFAIL */
+		tld_resp_init(&resp, out, limit, &q);
+		c.rcode = TLD_RCODE_SERVFAIL;
+		c.full = false;
+	}
 	tld_resp_set_rcode(&resp, c.rcode);
 	if (q.has_opt)
 		add_opt(e, &resp, &q, client);

@@ -30,6 +30,7 @@ from pathlib import Path
 import dns.edns
 import dns.flags
 import dns.message
+import dns.query
 import dns.rcode
 import pytest
 
@@ -457,6 +458,41 @@ STORES = {
     "corrupt-pages": corrupt_pages,
     "other-application": lambda tldctl, p: make_foreign_env(p),
 }
+
+
+DAMAGED_ZONE = """$ORIGIN tld.
+$TTL 3600
+@ SOA ns1.nic hostmaster.nic 2024010101 1800 900 604800 3600
+@ NS ns1.nic
+ns1.nic A 192.0.2.1
+victim NS ns1.damaged-example.net.
+healthy NS ns1.example.net.
+"""
+
+
+def test_damaged_record_in_store_gives_servfail(tldctl, tldnode_server, tmp_path):
+    """A record whose stored RDATA cannot be written (bytes damaged on disk, or a store from
+    before import checked RDATA layouts) makes that answer an empty SERVFAIL, not TC=1
+    (which would send the client to TCP for the same failure); other names are unaffected."""
+    zone = tmp_path / "d.zone"
+    zone.write_text(DAMAGED_ZONE)
+    store = tmp_path / "store"
+    import_zone(tldctl, store, zone)
+    data = (store / "data.mdb").read_bytes()
+    target = b"\x0fdamaged-example\x03net\x00"
+    assert data.count(target) >= 1
+    # The first label now claims 63 bytes: the NS target runs past its RDATA.
+    (store / "data.mdb").write_bytes(data.replace(target, b"\x3f" + target[1:]))
+    node = tldnode_server(store)
+    for tcp in (False, True):
+        q = dns.message.make_query("www.victim.tld.", "A")
+        r = (dns.query.tcp if tcp else dns.query.udp)(q, "127.0.0.1", port=node.port, timeout=2)
+        assert r.rcode() == dns.rcode.SERVFAIL, r
+        assert not r.flags & dns.flags.TC and not r.answer and not r.authority, r
+        r = (dns.query.tcp if tcp else dns.query.udp)(
+            dns.message.make_query("www.healthy.tld.", "A"), "127.0.0.1", port=node.port,
+            timeout=2)
+        assert r.rcode() == dns.rcode.NOERROR and r.authority, r
 
 
 @pytest.mark.parametrize("role", ["serve", "replica"])
