@@ -725,6 +725,14 @@ static bool wants_cookie(const tld_engine_conf *conf, const tld_query *q)
 	       q->cookie_len >= TLD_COOKIE_CLIENT_LEN;
 }
 
+/* A query with no question and a COOKIE option, asking for a server cookie
+ * (RFC 7873 5.4): answered NOERROR with an empty answer and our cookie. */
+static bool cookie_request(const tld_engine_conf *conf, const tld_query *q)
+{
+	return q->qdcount == 0 && q->why == TLD_WHY_QDCOUNT && q->has_opt && q->edns_version == 0 &&
+	       wants_cookie(conf, q);
+}
+
 static size_t our_opt_len(const tld_engine_conf *conf, const tld_query *q)
 {
 	size_t n = TLD_OPT_LEN;
@@ -814,7 +822,7 @@ size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t 
 	if (q.opcode != TLD_OP_QUERY)
 		c.rcode = TLD_RCODE_NOTIMP;
 	else if (pr == TLD_PARSE_FORMERR)
-		c.rcode = TLD_RCODE_FORMERR;
+		c.rcode = cookie_request(e->conf, &q) ? TLD_RCODE_NOERROR : TLD_RCODE_FORMERR;
 	else if (q.has_opt && q.edns_version != 0)
 		c.rcode = TLD_RCODE_BADVERS;
 	else if (q.has_opt && tld_resp_reserve(&resp, our_opt_len(e->conf, &q)) < 0)

@@ -270,13 +270,17 @@ int tld_query_parse(const uint8_t *pkt, size_t len, tld_query *q)
 		q->why = TLD_WHY_QR;
 		return TLD_PARSE_DROP;
 	}
-	if (q->qdcount != 1)
+	if (q->qdcount > 1)
 		return formerr(q, TLD_WHY_QDCOUNT);
-	int why = parse_question(pkt, len, q);
-	if (why != TLD_WHY_NONE)
-		return formerr(q, why);
-
-	size_t pos = q->question_end;
+	int why = TLD_WHY_NONE;
+	size_t pos = TLD_HDR_LEN;
+	if (q->qdcount == 1) {
+		if ((why = parse_question(pkt, len, q)) != TLD_WHY_NONE)
+			return formerr(q, why);
+		pos = q->question_end;
+	} else {
+		q->question_end = TLD_HDR_LEN; /* no question: its EDNS is still read */
+	}
 	const unsigned counts[4] = {0, q->ancount, q->nscount, q->arcount};
 	for (int sec = TLD_SEC_ANSWER; sec <= TLD_SEC_ADDITIONAL; sec++) {
 		for (unsigned i = 0; i < counts[sec]; i++) {
@@ -317,7 +321,9 @@ int tld_query_parse(const uint8_t *pkt, size_t len, tld_query *q)
 	}
 	q->msg_end = (uint16_t)pos;
 	q->trailing = pos < len;
-	return TLD_PARSE_OK;
+	/* No question: FORMERR, which a server with cookies turns into an answer
+	 * to a COOKIE-only query (RFC 7873 5.4). */
+	return q->qdcount == 0 ? formerr(q, TLD_WHY_QDCOUNT) : TLD_PARSE_OK;
 }
 
 size_t tld_query_udp_max(const tld_query *q, size_t our_max)

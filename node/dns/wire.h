@@ -189,6 +189,9 @@ typedef struct tld_query {
  *  - FORMERR: the header is valid (id, opcode, rd, cd...). The question is
  *    valid if q->has_question; EDNS fields if q->has_opt. The caller should
  *    test q->opcode first: a foreign opcode gets NOTIMP whatever its body.
+ *    QDCOUNT 0 is FORMERR (why TLD_WHY_QDCOUNT) after the whole message was
+ *    walked as for OK, so its OPT and COOKIE are known: a server with DNS
+ *    Cookies answers such a query that carries a COOKIE (RFC 7873 5.4).
  *  - OK: one question, every record of the answer, authority and additional
  *    sections walked and bounds-checked (compressed names followed, pointer
  *    loops rejected), at most one OPT, in the additional section, with the

@@ -244,6 +244,46 @@ def test_cookie_exempts_from_rrl(tldnode_server, sample_store, tmp_path):
     assert full <= 20, f"another address's cookie: {full} of 200 answered"
 
 
+def no_question(port, options=None, edns=True):
+    """A query with QDCOUNT 0 (and an OPT with these raw options, unless edns is False);
+    returns the response's wire form."""
+    opt = b""
+    if edns:
+        raw = b"".join(struct.pack("!HH", code, len(data)) + data for code, data in options or ())
+        opt = b"\x00" + struct.pack("!HHIH", 41, 1232, 0, len(raw)) + raw
+    pkt = struct.pack("!HHHHHH", 0x4242, 0, 0, 0, 0, 1 if edns else 0) + opt
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(2)
+        s.sendto(pkt, ("127.0.0.1", port))
+        return s.recv(4096)
+
+
+@pytest.mark.parametrize("cookies", [True, False], ids=["cookies", "no-cookies"])
+def test_cookie_only_query(tldnode_server, sample_store, cookies):
+    """RFC 7873 5.4: a query with no question and a COOKIE option holding only a client
+    cookie gets NOERROR, no records, and the client cookie with a fresh server cookie.
+    Without a COOKIE (or with cookies off) no question stays FORMERR, with EDNS when the
+    query had it."""
+    node = tldnode_server(sample_store, *([] if cookies else ["--no-cookies"]))
+    cc = os.urandom(8)
+    wire = no_question(node.port, [(COOKIE, cc)])
+    r = dns.message.from_wire(wire)
+    assert not r.question and not r.answer and not r.authority
+    if cookies:
+        assert r.rcode() == dns.rcode.NOERROR, r
+        c = response_cookie(wire)
+        assert c is not None and len(c) == 24 and c[:8] == cc, c
+    else:
+        assert r.rcode() == dns.rcode.FORMERR and response_cookie(wire) is None, r
+    r = dns.message.from_wire(no_question(node.port))
+    assert r.rcode() == dns.rcode.FORMERR and r.edns == 0, r
+    r = dns.message.from_wire(no_question(node.port, edns=False))
+    assert r.rcode() == dns.rcode.FORMERR and r.edns == -1, r
+    # A malformed COOKIE (5 bytes): FORMERR as before.
+    r = dns.message.from_wire(no_question(node.port, [(COOKIE, cc[:5])]))
+    assert r.rcode() == dns.rcode.FORMERR, r
+
+
 def test_cookie_shared_secret_and_rotation(tldnode_server, sample_store, tmp_path):
     """Nodes with the same secret accept each other's cookies; after a rotation (file:
     new secret, then the old one) cookies made with the old secret stay valid and new ones
