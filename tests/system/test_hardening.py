@@ -711,3 +711,38 @@ def test_replica_map_full(cluster, tmp_path):
     cluster.wait_in_sync()
     c = cluster.counters("r1")
     assert c["stalled_no_space"] == 0 and c["snapshots"] == 0, c  # caught up, no snapshot
+
+
+def test_primary_map_full_refuses_push(cluster, tmp_path):
+    """A primary whose LMDB map fills up refuses the push that does not fit, with a message
+    saying so, and changes nothing: it keeps serving the last serial, the replica stays in
+    step with it, and pushes that fit go through afterwards."""
+    SMALL_ZONE, _, adds_delta = _cluster_helpers()
+    cluster.start_primary(zone_text=SMALL_ZONE, extra=["--map-size", str(1 << 20)])
+    r1 = cluster.start_replica("r1")
+    cluster.wait_in_sync()
+    refused = None
+    for i in range(150):
+        p = cluster.push_delta(adds_delta(tmp_path / f"p{i}.delta", i, PER_PUSH))
+        if p.returncode != 0:
+            refused = (i, p)
+            break
+    assert refused is not None, f"the 1 MiB map never filled\n{cluster.logs()}"
+    i, p = refused
+    out = p.stdout + p.stderr
+    print(f"\npush {i} refused: {out.strip()}")
+    assert "full" in out.lower() or "space" in out.lower(), out
+    served = cluster.serial(cluster.primary)
+    assert served == 2026010100 + i, (served, i)  # every earlier push, not the refused one
+    r = cluster.primary.query(f"x.d{i}-0.tld.", "A")  # nothing of the refused push
+    assert not any(rr.rdtype == 2 for rr in r.authority), r
+    assert cluster.primary.alive()
+    cluster.wait_in_sync()  # the replica holds exactly what the primary holds
+    assert cluster.serial(r1) == served
+    small = tmp_path / "small.delta"  # one delegation still fits
+    small.write_text("$ORIGIN tld.\n+ tiny NS ns1.example.net.\n")
+    p2 = cluster.push_delta(small)
+    if p2.returncode == 0:  # (a 1 MiB map may be too full even for one)
+        cluster.wait_in_sync()
+        assert cluster.serial(r1) == served + 1
+
