@@ -733,9 +733,11 @@ static bool cookie_request(const tld_engine_conf *conf, const tld_query *q)
 	       wants_cookie(conf, q);
 }
 
-static size_t our_opt_len(const tld_engine_conf *conf, const tld_query *q)
+static size_t our_opt_len(const tld_engine_conf *conf, const tld_query *q, bool tcp)
 {
 	size_t n = TLD_OPT_LEN;
+	if (tcp && q->tcp_keepalive && conf->tcp_keepalive > 0)
+		n += 4 + 2;
 	if (q->nsid && conf->identity[0])
 		n += 4 + strlen(conf->identity);
 	if (wants_cookie(conf, q))
@@ -773,7 +775,7 @@ static int rrl_class(const struct ctx *c, const tld_resp *resp, const uint8_t **
 }
 
 /* Adds our OPT RR (NSID, cookie) to a response to q. */
-static void add_opt(tld_engine *e, tld_resp *resp, const tld_query *q,
+static void add_opt(tld_engine *e, tld_resp *resp, const tld_query *q, bool tcp,
                     const struct sockaddr *client)
 {
 	const tld_engine_conf *conf = e->conf;
@@ -788,6 +790,11 @@ static void add_opt(tld_engine *e, tld_resp *resp, const tld_query *q,
 		tld_cookie_make(conf->cookies, q->pkt + q->cookie_off, client, e->now_s, cookie);
 		tld_resp_add_edns_option(resp, TLD_EDNS_COOKIE, cookie, sizeof(cookie));
 	}
+	/* RFC 7828: over TCP only (the option is ignored over UDP). */
+	if (tcp && q->tcp_keepalive && conf->tcp_keepalive > 0) {
+		uint8_t t[2] = {(uint8_t)(conf->tcp_keepalive >> 8), (uint8_t)conf->tcp_keepalive};
+		tld_resp_add_edns_option(resp, TLD_EDNS_TCP_KEEPALIVE, t, sizeof(t));
+	}
 }
 
 /* A rate-limited response slips out truncated: header, question, OPT. */
@@ -798,7 +805,7 @@ static void slip(tld_engine *e, tld_resp *resp, const tld_query *q, const struct
 	tld_resp_set_flags(resp, TLD_WIRE_TC, 0);
 	tld_resp_set_rcode(resp, rcode);
 	if (q->has_opt)
-		add_opt(e, resp, q, client);
+		add_opt(e, resp, q, false, client);
 }
 
 size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t *out, size_t cap,
@@ -825,7 +832,7 @@ size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t 
 		c.rcode = cookie_request(e->conf, &q) ? TLD_RCODE_NOERROR : TLD_RCODE_FORMERR;
 	else if (q.has_opt && q.edns_version != 0)
 		c.rcode = TLD_RCODE_BADVERS;
-	else if (q.has_opt && tld_resp_reserve(&resp, our_opt_len(e->conf, &q)) < 0)
+	else if (q.has_opt && tld_resp_reserve(&resp, our_opt_len(e->conf, &q, tcp)) < 0)
 		c.rcode = TLD_RCODE_SERVFAIL;
 	else
 		answer_query(&c);
@@ -836,7 +843,7 @@ size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t 
 	}
 	tld_resp_set_rcode(&resp, c.rcode);
 	if (q.has_opt)
-		add_opt(e, &resp, &q, client);
+		add_opt(e, &resp, &q, tcp, client);
 	/* Rate limiting: UDP only, and not for a client proving its address with
 	 * a valid server cookie (RFC 7873 5.2.3). */
 	if (!tcp && client != NULL && e->conf->rrl != NULL) {

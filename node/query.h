@@ -46,6 +46,9 @@ typedef struct tld_engine_conf {
 	uint16_t edns_max;                   /* our UDP payload size */
 	const tld_cookie_secrets *cookies;   /* DNS Cookies (RFC 7873/9018); NULL: off */
 	tld_rrl *rrl;                        /* response rate limiting, shared; NULL: off */
+	uint16_t tcp_keepalive;              /* TCP idle timeout sent to a client asking with
+	                                        edns-tcp-keepalive over TCP (RFC 7828), in
+	                                        units of 100 ms; 0: the option is not sent */
 } tld_engine_conf;
 
 /* Counters of one worker, read by the metrics exporter (plain loads: exact

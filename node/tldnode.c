@@ -668,6 +668,9 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	default_identity(&cf.engine);
+	/* RFC 7828: tell TCP clients that ask how long an idle connection is kept. */
+	unsigned keepalive = cf.server.tcp_idle_ms / 100;
+	cf.engine.tcp_keepalive = (uint16_t)(keepalive > 65535 ? 65535 : keepalive);
 	if (load_keys(&cf) < 0)
 		return 1;
 	tld_rrl *rrl;

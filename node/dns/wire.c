@@ -227,6 +227,8 @@ static int parse_opt(const uint8_t *pkt, size_t rd, uint16_t rdlen, tld_query *q
 		q->opt_count++;
 		if (code == TLD_EDNS_NSID) {
 			q->nsid = true;
+		} else if (code == TLD_EDNS_TCP_KEEPALIVE) {
+			q->tcp_keepalive = true;
 		} else if (code == TLD_EDNS_COOKIE && q->cookie_len == 0) {
 			if (olen != 8 && (olen < 16 || olen > 40))
 				return TLD_WHY_COOKIE;

@@ -88,6 +88,7 @@ enum tld_rcode {
 enum tld_edns_opt {
 	TLD_EDNS_NSID = 3,
 	TLD_EDNS_COOKIE = 10,
+	TLD_EDNS_TCP_KEEPALIVE = 11,
 	TLD_EDNS_PADDING = 12,
 	TLD_EDNS_EDE = 15,
 };
@@ -160,6 +161,7 @@ typedef struct tld_query {
 	bool has_opt;
 	bool edns_do;           /* DO bit */
 	bool nsid;              /* NSID option present (a request for our NSID) */
+	bool tcp_keepalive;     /* edns-tcp-keepalive option present (RFC 7828) */
 	uint8_t edns_version;   /* answer BADVERS when not 0 */
 	uint8_t edns_ext_rcode; /* upper 8 bits of the extended RCODE (0 in queries) */
 	uint16_t edns_udp;      /* requestor's payload size, as sent (may be < 512) */

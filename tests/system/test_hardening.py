@@ -377,6 +377,27 @@ def wait_closed(s, timeout, start=None):
         return None
 
 
+def test_tcp_keepalive_option(tldnode_server, sample_store):
+    """RFC 7828: a query over TCP with edns-tcp-keepalive gets the option back with the idle
+    timeout in units of 100 ms (--tcp-idle-ms 5000: 50); over UDP the option is ignored; a
+    query without it gets none."""
+    node = tldnode_server(sample_store, "--tcp-idle-ms", "5000")
+    ka = dns.edns.GenericOption(11, b"")
+
+    def keepalive(r):
+        return [o.to_wire() if hasattr(o, "to_wire") else o.data for o in r.options
+                if o.otype == 11]
+
+    q = dns.message.make_query("sample.", "SOA", use_edns=0, options=[ka])
+    r = dns.query.tcp(q, "127.0.0.1", port=node.port, timeout=2)
+    assert r.rcode() == dns.rcode.NOERROR and keepalive(r) == [b"\x00\x32"], r
+    r = dns.query.udp(q, "127.0.0.1", port=node.port, timeout=2)
+    assert r.rcode() == dns.rcode.NOERROR and keepalive(r) == [], r
+    q = dns.message.make_query("sample.", "SOA", use_edns=0)
+    r = dns.query.tcp(q, "127.0.0.1", port=node.port, timeout=2)
+    assert keepalive(r) == [], r
+
+
 def test_tcp_max_conns(tldnode_server, sample_store):
     node = tldnode_server(sample_store, "--workers", "1", "--tcp-max-conns", "3",
                           listen=["127.0.0.1"])
