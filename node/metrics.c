@@ -13,7 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define METRICS_MAX  (4u << 20) /* refuse to grow an exposition beyond this */
+#define METRICS_MAX   (4u << 20) /* refuse to grow an exposition beyond this */
 #define IO_TIMEOUT_MS 2000
 
 struct tld_metrics {
@@ -88,9 +88,9 @@ static void serve_one(struct tld_metrics *m, int c)
 		m->render(&b, m->arg);
 	char head[256];
 	int hl = snprintf(head, sizeof(head),
-			  "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
-			  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			  get ? "200 OK" : "405 Method Not Allowed", get ? b.len : 0);
+	                  "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
+	                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+	                  get ? "200 OK" : "405 Method Not Allowed", get ? b.len : 0);
 	write_all(c, head, (size_t)hl);
 	if (get && b.len > 0)
 		write_all(c, b.p, b.len);
@@ -101,7 +101,7 @@ static void *metrics_main(void *arg)
 {
 	struct tld_metrics *m = arg;
 	struct pollfd pfd[2] = {{.fd = m->fd, .events = POLLIN},
-				{.fd = m->stop_pipe[0], .events = POLLIN}};
+	                        {.fd = m->stop_pipe[0], .events = POLLIN}};
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -120,7 +120,7 @@ static void *metrics_main(void *arg)
 }
 
 int tld_metrics_start(tld_metrics **out, const struct sockaddr *addr, socklen_t addrlen,
-		      tld_metrics_render_fn render, void *arg, tld_errbuf *eb)
+                      tld_metrics_render_fn render, void *arg, tld_errbuf *eb)
 {
 	struct tld_metrics *m = calloc(1, sizeof(*m));
 	if (m == NULL)

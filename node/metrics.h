@@ -35,7 +35,7 @@ typedef struct tld_metrics tld_metrics;
 /* Binds addr (TCP) and starts the metrics thread. Errors: TLD_EIO (bind),
  * TLD_ENOMEM. */
 int tld_metrics_start(tld_metrics **out, const struct sockaddr *addr, socklen_t addrlen,
-		      tld_metrics_render_fn render, void *arg, tld_errbuf *eb);
+                      tld_metrics_render_fn render, void *arg, tld_errbuf *eb);
 
 /* Stops the thread and closes the socket. */
 void tld_metrics_stop(tld_metrics *m);

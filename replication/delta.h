@@ -65,7 +65,7 @@ int tld_delta_init(tld_delta *d, const uint8_t *apex, uint32_t from, uint32_t to
 
 /* Appends one operation. Returns 0, TLD_ENOMEM or TLD_EINVAL (bad op). */
 int tld_delta_add(tld_delta *d, uint8_t op, const uint8_t *owner, uint16_t type, uint32_t ttl,
-		  const uint8_t *rdata, uint16_t rdlen);
+                  const uint8_t *rdata, uint16_t rdlen);
 
 /* Rewrites the serials of a built delta (a delta push gets its serial from
  * the primary). */
@@ -91,22 +91,21 @@ bool tld_delta_next(const tld_delta_view *v, size_t *pos, tld_delta_op *op);
  *                result breaks a zone rule
  *   TLD_EMAPFULL, TLD_ESTORE  store failures. */
 int tld_delta_apply(tld_writer *w, tld_zone *z, const tld_delta_view *v, unsigned keep_journal,
-		    tld_errbuf *eb);
+                    tld_errbuf *eb);
 
 /* The difference between the zone as stored (read through w) and zd (a
  * parsed zone file for the same apex), as a delta from z->serial to zd's
  * serial. Returns 0, TLD_ESERIAL when zd's serial is not newer (RFC 1982),
  * or TLD_ENOMEM. */
 int tld_delta_diff(tld_writer *w, const tld_zone *z, const tld_zdata *zd, tld_delta *out,
-		   tld_errbuf *eb);
+                   tld_errbuf *eb);
 
 /* Reads a delta file (documented in README.md, "Delta files"): master-file
  * records, each line prefixed by "-" (delete) or "+" (add), with $ORIGIN and
  * $TTL directives. The zone is named by $ORIGIN or origin (wire, may be
  * NULL). Serials are left 0. Errors: TLD_ESYNTAX / TLD_EZONE with
  * file:line in eb, TLD_EIO. */
-int tld_delta_read_file(const char *path, const uint8_t *origin, tld_delta *out,
-			tld_errbuf *eb);
+int tld_delta_read_file(const char *path, const uint8_t *origin, tld_delta *out, tld_errbuf *eb);
 
 /* RFC 1982 serial comparison: true when a is newer than b. */
 bool tld_serial_newer(uint32_t a, uint32_t b);
