@@ -200,6 +200,23 @@ static inline void note_answer(tb_worker *w, tb_sock *s, uint16_t id, uint64_t s
 		note_nsid(st, p, len);
 }
 
+/* A message received at rx_ns on s: the answer to one of its queries in
+ * flight, or counted as unexpected (not a response, late, or foreign). */
+static void match_answer(tb_worker *w, tb_sock *s, const uint8_t *p, size_t len, uint64_t rx_ns)
+{
+	if (len < TLD_HDR_LEN || !(p[2] & 0x80)) {
+		w->st.unexpected++;
+		return;
+	}
+	uint16_t id = (uint16_t)(p[0] << 8 | p[1]);
+	uint64_t t = s->ts[id];
+	if (!t) {
+		w->st.unexpected++; /* late (already lost) or foreign */
+		return;
+	}
+	note_answer(w, s, id, t, rx_ns, p, len);
+}
+
 /* Expires the queries of s sent before now - timeout (all of them when now is UINT64_MAX). */
 static void expire(tb_worker *w, tb_sock *s, uint64_t now)
 {
@@ -495,17 +512,7 @@ static void udp_recv(tb_worker *w, tb_sock *s, uint64_t now)
 					                ts.tv_nsec - w->rt_off);
 				}
 			h->msg_controllen = 64;
-			if (len < TLD_HDR_LEN || !(p[2] & 0x80)) {
-				w->st.unexpected++;
-				continue;
-			}
-			uint16_t id = (uint16_t)(p[0] << 8 | p[1]);
-			uint64_t t = s->ts[id];
-			if (!t) {
-				w->st.unexpected++; /* late (already lost) or foreign */
-				continue;
-			}
-			note_answer(w, s, id, t, rx, p, len);
+			match_answer(w, s, p, len, rx);
 		}
 		if (n < TB_BATCH)
 			return;
@@ -829,17 +836,7 @@ static void tcp_read(tb_worker *w, tb_sock *s, uint64_t now)
 				break;
 			const uint8_t *p = s->rbuf + off + 2;
 			off += 2 + len;
-			if (len < TLD_HDR_LEN || !(p[2] & 0x80)) {
-				w->st.unexpected++;
-				continue;
-			}
-			uint16_t id = (uint16_t)(p[0] << 8 | p[1]);
-			uint64_t t = s->ts[id];
-			if (!t) {
-				w->st.unexpected++;
-				continue;
-			}
-			note_answer(w, s, id, t, now, p, len);
+			match_answer(w, s, p, len, now);
 		}
 		if (off) {
 			memmove(s->rbuf, s->rbuf + off, s->rlen - off);
