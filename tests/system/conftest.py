@@ -15,6 +15,7 @@ as fixtures.
 
 import hashlib
 import os
+import struct
 import subprocess
 from pathlib import Path
 
@@ -69,6 +70,30 @@ def check(proc, rc=0):
     """Asserts proc exited with rc and returns it."""
     assert proc.returncode == rc, describe(proc)
     return proc
+
+
+def recv_exact(s, n):
+    """Exactly n bytes from socket s, or None when the peer closed the connection
+    (EOF or reset) first."""
+    buf = b""
+    while len(buf) < n:
+        try:
+            chunk = s.recv(n - len(buf))
+        except ConnectionResetError:
+            return None
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def read_frame(s):
+    """One length-framed DNS message (TCP, RFC 1035 4.2.2) from socket s, or None if the
+    connection closed first."""
+    head = recv_exact(s, 2)
+    if head is None:
+        return None
+    return recv_exact(s, struct.unpack("!H", head)[0])
 
 
 def import_zone(tldctl, store, zonefile, *extra):
@@ -325,7 +350,6 @@ def knotd_factory(tmp_path_factory):
 
 import signal  # noqa: E402
 import socket  # noqa: E402
-import struct  # noqa: E402
 import time  # noqa: E402
 
 

@@ -96,7 +96,7 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
-from conftest import PYTHON, check, import_zone, run
+from conftest import PYTHON, check, import_zone, read_frame, run
 
 IDENTITY = "difftest-ns1"  # NSID and id.server of both servers
 TIMEOUT = 2.0
@@ -381,18 +381,9 @@ class Client:
     def tcp(self, wire):
         with socket.create_connection(self.addr, timeout=TIMEOUT) as s:
             s.sendall(struct.pack("!H", len(wire)) + wire)
-            n = struct.unpack("!H", recv_exact(s, 2))[0]
-            return recv_exact(s, n)
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            raise AssertionError("TCP connection closed mid-message")
-        buf += chunk
-    return buf
+            msg = read_frame(s)
+            assert msg is not None, "TCP connection closed mid-message"
+            return msg
 
 
 # ---- comparing ----

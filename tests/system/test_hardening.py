@@ -34,7 +34,7 @@ import dns.query
 import dns.rcode
 import pytest
 
-from conftest import SAMPLE_ZONE, check, free_port, import_zone, run
+from conftest import SAMPLE_ZONE, check, free_port, import_zone, read_frame, run
 
 SAMPLE = "sample."
 COOKIE = 10  # EDNS option code
@@ -317,25 +317,12 @@ def tcp_connect(port, src="127.0.0.1", timeout=2.0):
     return s
 
 
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-
-
 def tcp_exchange(s, wire):
     """Sends one framed query; returns the response, or None when the server closed the
     connection (EOF or reset) instead of answering."""
     try:
         s.sendall(struct.pack("!H", len(wire)) + wire)
-        head = recv_exact(s, 2)
-        if head is None:
-            return None
-        return recv_exact(s, struct.unpack("!H", head)[0])
+        return read_frame(s)
     except (ConnectionResetError, BrokenPipeError):
         return None
 

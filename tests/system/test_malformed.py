@@ -21,6 +21,8 @@ import dns.query
 import dns.rcode
 import pytest
 
+from conftest import read_frame
+
 QID = 0xBEEF
 A, NS, SOA, OPT, TXT = 1, 2, 6, 41, 16
 IN, CH, NONE, ANY = 1, 3, 254, 255
@@ -400,22 +402,6 @@ def read_all_frames(s, timeout=3.0):
         data = data[2 + n:]
     return frames, closed
 
-
-def read_frame(s):
-    head = b""
-    while len(head) < 2:
-        chunk = s.recv(2 - len(head))
-        if not chunk:
-            return None
-        head += chunk
-    n = struct.unpack("!H", head)[0]
-    body = b""
-    while len(body) < n:
-        chunk = s.recv(n - len(body))
-        if not chunk:
-            return None
-        body += chunk
-    return body
 
 
 def normal_query_bytes(qid):

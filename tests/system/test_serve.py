@@ -28,6 +28,7 @@ import dns.zone
 import pytest
 
 from conftest import (REPO, SAMPLE_ZONE, SHARED_ZONES, binary, free_port, import_zone,
+                      read_frame,
                       ipv6_loopback, run, write_zone)
 
 IN = dns.rdataclass.IN
@@ -176,28 +177,6 @@ def tcp_connect(node, host=None, timeout=3.0):
 
 def frame(data):
     return struct.pack("!H", len(data)) + data
-
-
-def read_frame(s):
-    """One length-framed message, or None if the connection closed."""
-    head = recv_exact(s, 2)
-    if head is None:
-        return None
-    body = recv_exact(s, struct.unpack("!H", head)[0])
-    return body
-
-
-def recv_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        try:
-            chunk = s.recv(n - len(buf))
-        except ConnectionResetError:
-            return None
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
 
 
 def wait_closed(s, timeout):
