@@ -583,11 +583,24 @@ static void referral(struct ctx *c, const tld_referral *ref)
 
 /* ---- authoritative data ---- */
 
+/* After an answer: whether the CNAME target next (NULL: no CNAME) is to be
+ * followed here, i.e. is in the zone and not at or below a cut; copies it to
+ * hop if so. */
+static bool cname_hop(struct ctx *c, const uint8_t *next, uint8_t *hop)
+{
+	uint8_t cut[TLD_NAME_MAX];
+	if (next == NULL || !tld_name_is_below(next, c->zone->apex) ||
+	    tld_cut_find(c->r, c->zone, next, cut) > 0)
+		return false;
+	memcpy(hop, next, tld_name_len(next));
+	return true;
+}
+
 /* Resolves name inside the zone, following CNAMEs; owner is how the name is
  * written (the query's case for the first hop). */
 static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 {
-	uint8_t cut[TLD_NAME_MAX], wc[TLD_NAME_MAX], hop[TLD_NAME_MAX];
+	uint8_t wc[TLD_NAME_MAX], hop[TLD_NAME_MAX];
 	const uint8_t *owner = c->q->qname;
 	tld_resp_set_flags(c->resp, TLD_WIRE_AA, 0);
 	for (int i = 0; i < CNAME_HOPS && !c->full; i++) {
@@ -600,10 +613,8 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 			return;
 		}
 		if (exists == 1 && answer_at(c, name, owner, qtype, &next)) {
-			if (next == NULL || !tld_name_is_below(next, c->zone->apex) ||
-			    tld_cut_find(c->r, c->zone, next, cut) > 0)
+			if (!cname_hop(c, next, hop))
 				return;
-			memcpy(hop, next, tld_name_len(next));
 			name = owner = hop;
 			continue;
 		}
@@ -625,10 +636,8 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 				else
 					nsec_cover(c, name);
 			}
-			if (next == NULL || !tld_name_is_below(next, c->zone->apex) ||
-			    tld_cut_find(c->r, c->zone, next, cut) > 0)
+			if (!cname_hop(c, next, hop))
 				return;
-			memcpy(hop, next, tld_name_len(next));
 			name = owner = hop;
 			continue;
 		}
