@@ -115,9 +115,6 @@ out:
 		munmap(m, size);
 	free(buf);
 	free(vec);
-	pthread_mutex_lock(&w->lock);
-	w->report.read_bytes = read_bytes;
-	pthread_mutex_unlock(&w->lock);
 }
 
 static void *warm_main(void *arg)
