@@ -1203,9 +1203,8 @@ static void scan_record(zs_scanner_t *s)
 		               name_text(sc->apex, an, sizeof(an)));
 	else if (tld_rdata_check(s->r_type, s->r_data, s->r_data_length) < 0)
 		err = tld_errf(sc->eb, TLD_EZONE,
-		               "%s:%" PRIu64 ": malformed %s RDATA (a field missing, a bad name or "
-		               "bytes left over)",
-		               sc->path, s->line_counter, type_text(s->r_type, an, sizeof(an)));
+		               "%s:%" PRIu64 ": malformed %s RDATA " TLD_RDATA_CHECK_WHY, sc->path,
+		               s->line_counter, type_text(s->r_type, an, sizeof(an)));
 	else if (tld_delta_add(sc->out, sc->op, s->r_owner, s->r_type, s->r_ttl, s->r_data,
 	                       (uint16_t)s->r_data_length) < 0)
 		err = tld_errf(sc->eb, TLD_ENOMEM, "out of memory");

@@ -25,4 +25,7 @@
  */
 int tld_rdata_check(uint16_t type, const uint8_t *rd, size_t len);
 
+/* What a failed tld_rdata_check means, for messages ("malformed NS RDATA " this). */
+#define TLD_RDATA_CHECK_WHY "(a field missing, a bad name or bytes left over)"
+
 #endif

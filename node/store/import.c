@@ -215,9 +215,7 @@ static int add_record(tld_zdata *zd, zs_scanner_t *s)
 	if (tld_rdata_check(s->r_type, s->r_data, s->r_data_length) < 0) {
 		char tname[32];
 		tld_rrtype_to_text(s->r_type, tname, sizeof(tname));
-		return tld_errf(zd->eb, TLD_EZONE,
-		                "%s:%u: malformed %s RDATA (a field missing, a bad name or bytes "
-		                "left over)",
+		return tld_errf(zd->eb, TLD_EZONE, "%s:%u: malformed %s RDATA " TLD_RDATA_CHECK_WHY,
 		                zd->files[r.file], r.line, tname);
 	}
 	if ((err = arena_add(zd, s->r_data, s->r_data_length, &r.rdata_off)) < 0)
