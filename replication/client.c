@@ -9,6 +9,8 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 
+#include "../node/common/log.h"
+
 #define RESEND_NEVER_MS (24 * 3600 * 1000) /* nanomsg would otherwise resend after 60 s */
 #define WAIT_SLICE_MS   50                 /* how often a wait looks at the stop flag */
 
@@ -16,6 +18,44 @@ int tld_nn_unlimited(int sock)
 {
 	int unlimited = -1;
 	return nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &unlimited, sizeof(unlimited));
+}
+
+static atomic_long nn_held; /* buffers taken and not yet released */
+
+int tld_nn_take(int sock, void **buf)
+{
+	*buf = NULL;
+	int n = nn_recv(sock, buf, NN_MSG, NN_DONTWAIT);
+	if (n >= 0)
+		atomic_fetch_add(&nn_held, 1);
+	return n;
+}
+
+void tld_nn_release(void *buf)
+{
+	if (buf == NULL)
+		return;
+	atomic_fetch_sub(&nn_held, 1);
+	nn_freemsg(buf);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZER_BUILD 1
+#endif
+#endif
+
+void tld_nn_check_released(const char *who)
+{
+	long held = atomic_load(&nn_held);
+	if (held == 0)
+		return;
+	tld_log(TLD_LOG_ERR, "%s: %ld nanomsg message buffer(s) never released", who, held);
+#ifdef SANITIZER_BUILD
+	abort();
+#endif
 }
 
 int tld_client_open(tld_client *c, const char *url, const tld_keyring *kr, tld_errbuf *eb)
@@ -43,8 +83,7 @@ int tld_client_open(tld_client *c, const char *url, const tld_keyring *kr, tld_e
 
 static void drop_reply(tld_client *c)
 {
-	if (c->reply_msg != NULL)
-		nn_freemsg(c->reply_msg);
+	tld_nn_release(c->reply_msg);
 	c->reply_msg = NULL;
 }
 
@@ -121,8 +160,8 @@ int tld_client_recv(tld_client *c, int timeout_ms, tld_reply *rep, tld_errbuf *e
 		return tld_errf(eb, TLD_EINVAL, "no request in flight");
 	uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
 	for (;;) {
-		void *buf = NULL;
-		int n = nn_recv(c->sock, &buf, NN_MSG, NN_DONTWAIT);
+		void *buf;
+		int n = tld_nn_take(c->sock, &buf);
 		if (n >= 0) {
 			c->pending = false;
 			c->reply_msg = buf;

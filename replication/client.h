@@ -61,4 +61,25 @@ int tld_client_call(tld_client *c, uint8_t type, const uint8_t *body, size_t len
  * message size for sockets that receive (NN_RCVMAXSIZE -1). */
 int tld_nn_unlimited(int sock);
 
+/*
+ * Every message buffer replication takes from nanomsg goes through these
+ * two, which count the buffers held. The count is how the sanitizer pass
+ * checks our side: LeakSanitizer cannot, because nanomsg allocates the
+ * buffer on its own worker thread, and a chunk it now and then leaks itself
+ * on close has the same allocation stack (tests/lsan.supp).
+ */
+
+/* nn_recv(sock, buf, NN_MSG, NN_DONTWAIT): returns the length with *buf
+ * nanomsg's buffer (release it with tld_nn_release), or -1 with nn_errno()
+ * set (EAGAIN when nothing is queued). */
+int tld_nn_take(int sock, void **buf);
+
+/* nn_freemsg() of a buffer from tld_nn_take(); NULL is ignored. */
+void tld_nn_release(void *buf);
+
+/* Checks that every buffer taken in this process was released; call it
+ * once every socket is closed. On a leak it logs an error naming who, and in
+ * a sanitizer build aborts so the test run fails. */
+void tld_nn_check_released(const char *who);
+
 #endif

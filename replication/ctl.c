@@ -177,6 +177,7 @@ int tld_ctl_push(const tld_ctl_opts *o)
 		printf("pushed %.*s\n", text ? (int)n : 0, text ? (const char *)text : "");
 	}
 	tld_client_close(&cl);
+	tld_nn_check_released("tldctl");
 	tld_keyring_clear(&kr);
 	return rc;
 }
@@ -309,6 +310,7 @@ int tld_ctl_status(const tld_ctl_opts *o)
 	else if (rc == 0)
 		rc = print_status(o, &rep.rest);
 	tld_client_close(&cl);
+	tld_nn_check_released("tldctl");
 	tld_keyring_clear(&kr);
 	return rc;
 }

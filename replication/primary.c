@@ -706,12 +706,12 @@ static void serve_request(tld_repl *r, const uint8_t *buf, size_t len)
 static void drain_requests(tld_repl *r)
 {
 	for (int i = 0; i < 64 && !atomic_load(&r->stop); i++) {
-		void *buf = NULL;
-		int n = nn_recv(r->p->rep, &buf, NN_MSG, NN_DONTWAIT);
+		void *buf;
+		int n = tld_nn_take(r->p->rep, &buf);
 		if (n < 0)
 			return;
 		serve_request(r, buf, (size_t)n);
-		nn_freemsg(buf);
+		tld_nn_release(buf);
 	}
 }
 

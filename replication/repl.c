@@ -251,6 +251,7 @@ void tld_repl_stop(tld_repl *r)
 	atomic_store(&r->stop, true);
 	pthread_join(r->thread, NULL);
 	role_fini(r);
+	tld_nn_check_released("replication");
 	if (r->o.sync == TLD_SYNC_NONE)
 		mdb_env_sync(tld_store_env(r->st), 1);
 	repl_free(r);

@@ -258,7 +258,7 @@ int replica_init(tld_repl *r, tld_errbuf *eb)
 static void batch_drop(struct replica *rp)
 {
 	for (unsigned i = 0; i < rp->nbatch; i++)
-		nn_freemsg(rp->batch[i].msg);
+		tld_nn_release(rp->batch[i].msg);
 	rp->nbatch = 0;
 	rp->batch_bytes = 0;
 	rp->batch_zone = NULL;
@@ -475,14 +475,14 @@ static void on_pub(tld_repl *r, void *buf, size_t len)
 	else
 		repl_reject(r, TLD_REJ_MISMATCH, "subscription", &m);
 	if (!kept)
-		nn_freemsg(buf);
+		tld_nn_release(buf);
 }
 
 static void drain_sub(tld_repl *r)
 {
 	for (int i = 0; i < DRAIN_MAX && !atomic_load(&r->stop); i++) {
-		void *buf = NULL;
-		int n = nn_recv(r->rep->sub, &buf, NN_MSG, NN_DONTWAIT);
+		void *buf;
+		int n = tld_nn_take(r->rep->sub, &buf);
 		if (n < 0)
 			break;
 		on_pub(r, buf, (size_t)n);
