@@ -26,6 +26,7 @@ struct ctx {
 	bool full;         /* something required did not fit: TC is set, stop adding */
 	bool damaged;      /* a stored record could not be written: answer SERVFAIL */
 	unsigned rcode;
+	int ede; /* an Extended DNS Error (enum tld_ede) to send, or -1 */
 	uint8_t proofs[PROOFS_MAX][TLD_NAME_MAX]; /* denial owners already added */
 	unsigned nproofs;
 	const uint8_t *cut; /* the delegation of a referral (for rate limiting) */
@@ -653,6 +654,13 @@ static bool name_is(const uint8_t *lc, const char *wire)
 	return strcmp((const char *)lc, wire) == 0;
 }
 
+/* REFUSED, explained by an Extended DNS Error when the query has EDNS. */
+static void refuse(struct ctx *c, enum tld_ede why)
+{
+	c->rcode = TLD_RCODE_REFUSED;
+	c->ede = (int)why;
+}
+
 static void chaos(struct ctx *c)
 {
 	const tld_engine_conf *conf = c->e->conf;
@@ -663,7 +671,7 @@ static void chaos(struct ctx *c)
 	else if (name_is(n, "\007version\004bind") || name_is(n, "\007version\006server"))
 		text = conf->version_hidden ? NULL : conf->version;
 	if (text == NULL || (c->q->qtype != TLD_T_TXT && c->q->qtype != TLD_T_ANY)) {
-		c->rcode = TLD_RCODE_REFUSED;
+		refuse(c, TLD_EDE_NOT_AUTHORITATIVE);
 		return;
 	}
 	uint8_t rd[1 + TLD_IDENTITY_MAX];
@@ -686,13 +694,13 @@ static void answer_query(struct ctx *c)
 		return;
 	}
 	if (q->qclass != TLD_C_IN) {
-		c->rcode = TLD_RCODE_REFUSED;
+		refuse(c, TLD_EDE_NOT_AUTHORITATIVE);
 		return;
 	}
 	switch (q->qtype) {
 	case TLD_T_AXFR:
 	case TLD_T_IXFR: /* zones move by replication, not by transfer */
-		c->rcode = TLD_RCODE_REFUSED;
+		refuse(c, TLD_EDE_PROHIBITED);
 		return;
 	case TLD_T_OPT:
 	case TLD_T_TSIG:
@@ -710,7 +718,7 @@ static void answer_query(struct ctx *c)
 	    tld_zone_find_qtype(c->r, q->qname_lc, q->qtype, &c->zone_buf) == 0)
 		z = &c->zone_buf;
 	if (z == NULL) {
-		c->rcode = TLD_RCODE_REFUSED;
+		refuse(c, TLD_EDE_NOT_AUTHORITATIVE);
 		return;
 	}
 	c->zone = z;
@@ -806,6 +814,17 @@ static void add_opt(tld_engine *e, tld_resp *resp, const tld_query *q, bool tcp,
 	}
 }
 
+/* RFC 8914: an info code alone, no EXTRA-TEXT. It is not in the space
+ * reserved for OPT, which only REFUSED and NOTIMP answers need it beside: it
+ * always fits those, and is left out of anything else that ran out of room. */
+static void add_ede(tld_resp *resp, int ede)
+{
+	if (ede < 0)
+		return;
+	uint8_t code[2] = {(uint8_t)(ede >> 8), (uint8_t)ede};
+	tld_resp_add_edns_option(resp, TLD_EDNS_EDE, code, sizeof(code));
+}
+
 /* A rate-limited response slips out truncated: header, question, OPT. */
 static void slip(tld_engine *e, tld_resp *resp, const tld_query *q, const struct sockaddr *client,
                  unsigned rcode)
@@ -834,10 +853,11 @@ size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t 
 		e->stats.dropped++;
 		return 0;
 	}
-	struct ctx c = {.e = e, .r = &e->reader, .q = &q, .resp = &resp};
-	if (q.opcode != TLD_OP_QUERY)
+	struct ctx c = {.e = e, .r = &e->reader, .q = &q, .resp = &resp, .ede = -1};
+	if (q.opcode != TLD_OP_QUERY) {
 		c.rcode = TLD_RCODE_NOTIMP;
-	else if (pr == TLD_PARSE_FORMERR)
+		c.ede = TLD_EDE_NOT_SUPPORTED;
+	} else if (pr == TLD_PARSE_FORMERR)
 		c.rcode = cookie_request(e->conf, &q) ? TLD_RCODE_NOERROR : TLD_RCODE_FORMERR;
 	else if (q.has_opt && q.edns_version != 0)
 		c.rcode = TLD_RCODE_BADVERS;
@@ -851,8 +871,10 @@ size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t 
 		c.full = false;
 	}
 	tld_resp_set_rcode(&resp, c.rcode);
-	if (q.has_opt)
+	if (q.has_opt) {
 		add_opt(e, &resp, &q, tcp, client);
+		add_ede(&resp, c.ede);
+	}
 	/* Rate limiting: UDP only, and not for a client proving its address with
 	 * a valid server cookie (RFC 7873 5.2.3). */
 	if (!tcp && client != NULL && e->conf->rrl != NULL) {

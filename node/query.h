@@ -26,6 +26,8 @@
  *     no reply to responses (QR=1); ANY answered with one RRset (RFC 8482);
  *   - EDNS(0): our payload size (configurable, 1232 by default), DO echoed,
  *     NSID (RFC 5001); without EDNS every UDP reply fits 512 bytes;
+ *   - Extended DNS Errors (RFC 8914) with REFUSED (Not Authoritative, or
+ *     Prohibited for AXFR/IXFR) and NOTIMP (Not Supported), EDNS queries only;
  *   - CHAOS TXT id.server / hostname.bind (the identity) and version.bind /
  *     version.server (configurable, or REFUSED when hidden).
  * Answering allocates nothing (the per-worker zone table is rebuilt, with an

@@ -93,6 +93,14 @@ enum tld_edns_opt {
 	TLD_EDNS_EDE = 15,
 };
 
+/* Extended DNS Error info codes (RFC 8914 4) that an authoritative server
+ * has a use for. */
+enum tld_ede {
+	TLD_EDE_PROHIBITED = 18,        /* refused by policy (zone transfers) */
+	TLD_EDE_NOT_AUTHORITATIVE = 20, /* the name is in no zone served here */
+	TLD_EDE_NOT_SUPPORTED = 21,     /* an opcode other than QUERY */
+};
+
 /* Message sections, in the order they must be written. */
 enum tld_section {
 	TLD_SEC_QUESTION = 0,

@@ -44,8 +44,9 @@ one that is wrong, tldnode's behaviour is kept and the comparison normalises
 that one aspect (each case is counted and printed):
   - CD: Knot clears it in every response; RFC 4035 3.1.6 says the server MUST
     copy it from the query, as tldnode does. Knot's CD is put back.
-  - EDE: Knot adds an Extended DNS Error (20, Not Authoritative) to REFUSED;
-    RFC 8914 makes extended errors optional and tldnode sends none. Ignored.
+  - EDE: both servers add an Extended DNS Error (20, Not Authoritative) to
+    REFUSED; when both send one its code must match, and when only one does
+    (RFC 8914 makes them optional) that is counted and ignored.
   - AA on CHAOS id.server/hostname.bind answers: tldnode sets it (as NSD and
     BIND do), Knot does not; RFC 4892 does not say. Ignored for class CH.
   - ANY: tldnode answers with one RRset (RFC 8482), Knot 3.2 with all of them,
@@ -411,6 +412,15 @@ def edns_view(msg):
             sorted((o.otype, o.to_wire()) for o in msg.options))
 
 
+def ede_options(view):
+    """The info codes of the EDE options in an edns_view (EXTRA-TEXT aside)."""
+    return [o[1][:2].hex() for o in view[3] if o[0] == dns.edns.EDE] if view is not None else []
+
+
+def without_ede(view):
+    return view[:3] + ([o for o in view[3] if o[0] != dns.edns.EDE],) if view is not None else None
+
+
 SEC_NAMES = ("answer", "authority", "additional")
 
 
@@ -489,9 +499,12 @@ class Comparer:
             problems.append(f"rcode: tldnode {dns.rcode.to_text(ma.rcode())}, "
                             f"knot {dns.rcode.to_text(mb.rcode())}")
         ea, eb = edns_view(ma), edns_view(mb)
-        if eb is not None and any(o[0] == dns.edns.EDE for o in eb[3]):
-            eb = eb[:3] + ([o for o in eb[3] if o[0] != dns.edns.EDE],)
-            self.normalised["EDE option sent by Knot (RFC 8914: optional)"] += 1
+        ede_a, ede_b = ede_options(ea), ede_options(eb)
+        if ede_a and ede_b and ede_a != ede_b:
+            problems.append(f"EDE: tldnode {ede_a}, knot {ede_b}")
+        elif ede_a != ede_b:
+            self.normalised["EDE sent by one server only (RFC 8914: optional)"] += 1
+        ea, eb = without_ede(ea), without_ede(eb)
         if ea != eb:
             problems.append(f"EDNS: tldnode {ea}, knot {eb}")
         if problems:

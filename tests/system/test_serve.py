@@ -608,6 +608,35 @@ def test_refused_outside_zones(node):
         assert not aa(r) and r.answer == [] and r.authority == []
 
 
+def ede_codes(r):
+    return [o.code for o in r.options if o.otype == dns.edns.EDE]
+
+
+def test_extended_dns_errors(node):
+    """RFC 8914: REFUSED and NOTIMP say why, with EDNS only; answers carry none."""
+    E = dns.edns.EDECode
+    for qname, rdtype, rdclass, want in (("example.com.", "A", "IN", E.NOT_AUTHORITATIVE),
+                                         (".", "NS", "IN", E.NOT_AUTHORITATIVE),
+                                         ("www.sample.", "A", "HS", E.NOT_AUTHORITATIVE),
+                                         ("nothing.here.", "TXT", "CH", E.NOT_AUTHORITATIVE),
+                                         ("sample.", "AXFR", "IN", E.PROHIBITED),
+                                         ("sample.", "IXFR", "IN", E.PROHIBITED)):
+        r = ask(node, qname, rdtype, rdclass, edns=True)
+        assert r.rcode() == dns.rcode.REFUSED and ede_codes(r) == [want], (qname, rdtype, r)
+        r = ask(node, qname, rdtype, rdclass, edns=False)
+        assert r.rcode() == dns.rcode.REFUSED and r.edns == -1, (qname, rdtype, r)
+    r = tcp(node, make("sample.", "AXFR", edns=True))
+    assert r.rcode() == dns.rcode.REFUSED and ede_codes(r) == [E.PROHIBITED]
+    m = make("sample.", "SOA", edns=True)
+    m.set_opcode(dns.opcode.NOTIFY)
+    r = udp(node, m)
+    assert r.rcode() == dns.rcode.NOTIMP and ede_codes(r) == [E.NOT_SUPPORTED], r
+    for qname, rdtype in (("www.sample.", "A"), ("no-such.sample.", "A"), ("sample.", "SOA"),
+                          ("bainfo.sample.", "NS")):
+        r = ask(node, qname, rdtype, do=True)
+        assert r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN) and ede_codes(r) == [], r
+
+
 def test_any_gets_one_rrset(node):
     for qname in ("www.sample.", "sample."):
         r = ask(node, qname, "ANY", do=True)
