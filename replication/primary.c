@@ -195,7 +195,7 @@ static int commit_delta(tld_repl *r, tld_writer *w, tld_zone *z, const tld_delta
 		err = tld_delta_apply(w, z, &v, r->o.journal_keep, eb);
 	if (err < 0) {
 		tld_writer_abort(w);
-		return err;
+		return tld_store_space_error(r->st, err, eb);
 	}
 	if ((err = tld_writer_commit(w, eb)) < 0)
 		return err;

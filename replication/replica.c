@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/pubsub.h>
@@ -21,7 +20,6 @@
 #define HB_STALE_MIN_MS 1000 /* no heartbeat for this long (or 5 periods): not in sync */
 #define PUB_SENDERS     64
 #define STALL_RETRY_MS  500 /* no space: retry applying this often (snapshots back off to 5 s) */
-#define FS_FULL_BYTES   (1u << 20) /* a write error with less room than this: no space */
 
 enum need { NEED_NONE = 0, NEED_CATCHUP, NEED_SNAPSHOT };
 
@@ -279,28 +277,6 @@ void replica_fini(tld_repl *r)
 
 /* ---- applying ---- */
 
-/* Whether the store's file system has (almost) no room left. */
-static bool fs_full(tld_repl *r)
-{
-	const char *dir = NULL;
-	struct statvfs sv;
-	return mdb_env_get_path(tld_store_env(r->st), &dir) == 0 && dir != NULL &&
-	       statvfs(dir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < FS_FULL_BYTES;
-}
-
-/* LMDB reports a short write as EIO ("short write, filesystem full?"): a
- * commit that runs out of disk part-way through its pages fails with
- * TLD_ESTORE, not ENOSPC. When the file system is full after such a failure,
- * that is what it was: returns TLD_EMAPFULL (with a message), else err. */
-static int space_error(tld_repl *r, int err, tld_errbuf *eb)
-{
-	if (err != TLD_ESTORE || !fs_full(r))
-		return err;
-	char was[sizeof(eb->msg)];
-	snprintf(was, sizeof(was), "%s", eb->msg);
-	return tld_errf(eb, TLD_EMAPFULL, "no space left on device (%s); nothing was written", was);
-}
-
 /* Applies n deltas to zone zn in one write transaction. Returns the number
  * of RR operations applied, or an error (nothing written). */
 static int apply_views(tld_repl *r, struct rzone *zn, const tld_delta_view *const *v, size_t n,
@@ -322,10 +298,10 @@ static int apply_views(tld_repl *r, struct rzone *zn, const tld_delta_view *cons
 	}
 	if (err < 0) {
 		tld_writer_abort(&w);
-		return space_error(r, err, eb);
+		return tld_store_space_error(r->st, err, eb);
 	}
 	if ((err = tld_writer_commit(&w, eb)) < 0)
-		return space_error(r, err, eb);
+		return tld_store_space_error(r->st, err, eb);
 	zn->serial = z.serial;
 	repl_count(r, TLD_RC_DELTAS_APPLIED, n);
 	repl_count(r, TLD_RC_CHANGES_APPLIED, ops);
@@ -580,7 +556,7 @@ static int do_snapshot(tld_repl *r, struct rzone *z, tld_errbuf *eb)
 	uint64_t when = 0;
 	int err = snap_fetch(r, &r->rep->cl, z->apex, &nz, &when, eb);
 	if (err < 0)
-		return space_error(r, err, eb);
+		return tld_store_space_error(r->st, err, eb);
 	repl_count(r, TLD_RC_SNAPSHOTS, 1);
 	set_serial(z, nz.serial, when, true);
 	return TLD_OK;
@@ -591,7 +567,8 @@ static void resolve(tld_repl *r, struct rzone *z)
 {
 	struct replica *rp = r->rep;
 	tld_errbuf eb = {{0}};
-	if (z->stalled && fs_full(r)) { /* still no room: fetch nothing that cannot be written */
+	if (z->stalled &&
+	    tld_store_fs_full(r->st)) { /* still no room: fetch nothing that cannot be written */
 		z->retry_at = repl_mono_ms() + STALL_RETRY_MS;
 		return;
 	}

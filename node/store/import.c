@@ -1004,10 +1004,12 @@ int tld_import_file(tld_store *st, const char *path, const tld_import_opts *o,
 			err = tld_zone_publish(&w, &z, eb);
 		stats->write_s = now_s() - t0;
 		t0 = now_s();
-		if (err == 0)
+		if (err == 0) {
 			err = tld_writer_commit(&w, eb);
-		else
+		} else {
 			tld_writer_abort(&w);
+			err = tld_store_space_error(st, err, eb);
+		}
 		stats->commit_s = now_s() - t0;
 	}
 	tld_zdata_free(zd);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #define STORE_MAGIC    "tldnode-store"
@@ -812,12 +813,31 @@ static void writer_release(tld_writer *w)
 	w->buf_cap = 0;
 }
 
+bool tld_store_fs_full(tld_store *st)
+{
+	const char *dir = NULL;
+	struct statvfs sv;
+	return mdb_env_get_path(st->env, &dir) == 0 && dir != NULL && statvfs(dir, &sv) == 0 &&
+	       (uint64_t)sv.f_bavail * sv.f_frsize < TLD_STORE_FS_FULL_BYTES;
+}
+
+int tld_store_space_error(tld_store *st, int err, tld_errbuf *eb)
+{
+	if (err != TLD_ESTORE || !tld_store_fs_full(st))
+		return err;
+	char was[sizeof(eb->msg)];
+	snprintf(was, sizeof(was), "%s", eb->msg);
+	return tld_errf(eb, TLD_EMAPFULL, "no space left on device (%s); nothing was written", was);
+}
+
 int tld_writer_commit(tld_writer *w, tld_errbuf *eb)
 {
 	int rc = mdb_txn_commit(w->txn);
 	w->txn = NULL;
 	writer_release(w);
-	return rc == 0 ? TLD_OK : tld_store_err(rc, eb, "commit");
+	if (rc == 0)
+		return TLD_OK;
+	return tld_store_space_error(w->st, tld_store_err(rc, eb, "commit"), eb);
 }
 
 void tld_writer_abort(tld_writer *w)

@@ -127,6 +127,20 @@ void tld_store_close(tld_store *st);
 /* The underlying environment, for code (replication) that needs raw access. */
 MDB_env *tld_store_env(tld_store *st);
 
+/* Whether the file system holding st's files has (almost) no room left:
+ * less than TLD_STORE_FS_FULL_BYTES for an unprivileged writer. */
+#define TLD_STORE_FS_FULL_BYTES (1u << 20)
+bool tld_store_fs_full(tld_store *st);
+
+/* Names a write failure for what it was when the disk filled up. LMDB
+ * reports a short write as EIO ("short write, filesystem full?"), which
+ * becomes TLD_ESTORE: when err is TLD_ESTORE and st's file system is full,
+ * returns TLD_EMAPFULL with eb saying "no space left on device" (and what
+ * it said before); any other err is returned unchanged. tld_writer_commit()
+ * does this itself; call it for a write that fails before the commit (a
+ * large transaction writes pages out early). */
+int tld_store_space_error(tld_store *st, int err, tld_errbuf *eb);
+
 /* Bytes of the data file in use (last page used x page size), and the map size. */
 int tld_store_usage(tld_store *st, uint64_t *used, uint64_t *map_size);
 

@@ -34,7 +34,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from conftest import SAMPLE_ZONE, check, free_port, import_zone, read_frame, run
+from conftest import (SAMPLE_ZONE, check, free_port, import_zone, list_zones, read_frame, run,
+                      store_digest)
 
 SAMPLE = "sample."
 COOKIE = 10  # EDNS option code
@@ -585,7 +586,16 @@ def cluster(tmp_path):
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 6 MiB tmpfs mounted at tmp_path/r1 (the store directory of replica r1)."""
-    mnt = tmp_path / "r1"
+    yield from mount_small_tmpfs(tmp_path / "r1")
+
+
+@pytest.fixture
+def primary_tmpfs(tmp_path):
+    """A 6 MiB tmpfs mounted at tmp_path/primary (the primary's store directory)."""
+    yield from mount_small_tmpfs(tmp_path / "primary")
+
+
+def mount_small_tmpfs(mnt):
     mnt.mkdir()
     p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6M,mode=0755", "tmpfs", str(mnt)],
                        capture_output=True, text=True)
@@ -690,11 +700,7 @@ def test_replica_disk_full(cluster, small_tmpfs, tmp_path):
     mport = free_port()
     r1, base = start_small_cluster(cluster, ["--metrics", f"127.0.0.1:{mport}"])
     assert zone_stalled_gauge(mport) == 0
-    st = os.statvfs(small_tmpfs)
-    free = st.f_bavail * st.f_frsize
-    ballast = small_tmpfs / "ballast"
-    with open(ballast, "wb") as f:
-        f.write(b"\0" * max(0, free - (1 << 20)))  # leave 1 MiB
+    ballast = fill_with_ballast(small_tmpfs, 1 << 20)
     pushes = fill_until_stalled(cluster, tmp_path, r1)
     check_stalled(cluster, tmp_path, r1, pushes, base, "no space left on device")
     assert zone_stalled_gauge(mport) == 1
@@ -705,6 +711,86 @@ def test_replica_disk_full(cluster, small_tmpfs, tmp_path):
     assert c["stalled_no_space"] == 0 and c["snapshots"] == 1, c
     assert zone_stalled_gauge(mport) == 0
     assert r1.alive()
+
+
+def fill_with_ballast(mnt, leave):
+    """Fills the filesystem at mnt with a file, leaving about `leave` bytes free."""
+    st = os.statvfs(mnt)
+    free = st.f_bavail * st.f_frsize
+    ballast = mnt / "ballast"
+    with open(ballast, "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+    return ballast
+
+
+def push_until_refused(cluster, tmp_path, what):
+    """Pushes PER_PUSH delegations at a time until the primary refuses one, and checks that
+    the refused push changed nothing: the primary serves every earlier push and nothing of
+    that one. Returns (its number, tldctl's output, the serial served)."""
+    _, _, adds_delta = _cluster_helpers()
+    for i in range(150):
+        p = cluster.push_delta(adds_delta(tmp_path / f"p{i}.delta", i, PER_PUSH))
+        if p.returncode != 0:
+            break
+    else:
+        raise AssertionError(f"{what} never filled\n{cluster.logs()}")
+    out = p.stdout + p.stderr
+    print(f"\npush {i} refused: {out.strip()}")
+    served = cluster.serial(cluster.primary)
+    assert served == 2026010100 + i, (served, i)  # every earlier push, not the refused one
+    for j in (0, PER_PUSH - 1):
+        r = cluster.primary.query(f"x.d{i}-{j}.tld.", "A")
+        assert not any(rr.rdtype == 2 for rr in r.authority), r
+    assert cluster.primary.alive()
+    return i, out, served
+
+
+def test_primary_disk_full_refuses_push(cluster, primary_tmpfs, tmp_path):
+    """The primary's store is on a 6 MiB tmpfs filled by a ballast file: the push that meets
+    ENOSPC is refused with a message saying so and changes nothing (not half a push, not the
+    journal); the primary keeps serving and its replica stays in step; once space is back,
+    pushes go through again and reach the replica."""
+    SMALL_ZONE, _, adds_delta = _cluster_helpers()
+    cluster.start_primary(zone_text=SMALL_ZONE)
+    r1 = cluster.start_replica("r1")
+    cluster.wait_in_sync()
+    ballast = fill_with_ballast(primary_tmpfs, 256 << 10)
+    i, out, served = push_until_refused(cluster, tmp_path, "the disk")
+    assert "no space left on device" in out, out
+    cluster.wait_in_sync()
+    assert cluster.serial(r1) == served and digest_line(cluster, r1) == digest_line(
+        cluster, cluster.primary)
+    ballast.unlink()
+    check(cluster.push_delta(adds_delta(tmp_path / f"p{i}.delta", i, PER_PUSH)))
+    cluster.wait_in_sync()
+    assert cluster.serial(r1) == served + 1
+    r = r1.query(f"x.d{i}-0.tld.", "A")
+    assert any(rr.rdtype == 2 for rr in r.authority), r
+
+
+@pytest.fixture
+def store_tmpfs(tmp_path):
+    """A 6 MiB tmpfs mounted at tmp_path/store."""
+    yield from mount_small_tmpfs(tmp_path / "store")
+
+
+def test_import_disk_full_changes_nothing(tldctl, gen_zone, store_tmpfs, tmp_path):
+    """`tldctl import` into a store whose disk fills up part-way: it fails saying the disk is
+    full, and the store holds exactly what it held (no part of the new zone); with room again
+    the same import succeeds."""
+    import_zone(tldctl, store_tmpfs, SAMPLE_ZONE)
+    before = store_digest(tldctl, store_tmpfs)
+    big = tmp_path / "big.zone"
+    check(run("/usr/bin/python3", gen_zone, "--origin", "big", "--delegations", "8000", big))
+    ballast = fill_with_ballast(store_tmpfs, 512 << 10)
+    p = run(tldctl, "import", "--store", store_tmpfs, "--quiet", big)
+    print(f"\nimport on a full disk: exit {p.returncode}: {p.stderr.strip()}")
+    assert p.returncode != 0 and "no space left on device" in p.stderr, p.stderr
+    assert store_digest(tldctl, store_tmpfs) == before
+    assert list_zones(tldctl, store_tmpfs) == ["sample."]
+    ballast.unlink()
+    check(run(tldctl, "import", "--store", store_tmpfs, "--quiet", big))
+    assert set(list_zones(tldctl, store_tmpfs)) == {"sample.", "big."}
 
 
 def test_replica_map_full(cluster, tmp_path):
@@ -729,22 +815,8 @@ def test_primary_map_full_refuses_push(cluster, tmp_path):
     cluster.start_primary(zone_text=SMALL_ZONE, extra=["--map-size", str(1 << 20)])
     r1 = cluster.start_replica("r1")
     cluster.wait_in_sync()
-    refused = None
-    for i in range(150):
-        p = cluster.push_delta(adds_delta(tmp_path / f"p{i}.delta", i, PER_PUSH))
-        if p.returncode != 0:
-            refused = (i, p)
-            break
-    assert refused is not None, f"the 1 MiB map never filled\n{cluster.logs()}"
-    i, p = refused
-    out = p.stdout + p.stderr
-    print(f"\npush {i} refused: {out.strip()}")
-    assert "full" in out.lower() or "space" in out.lower(), out
-    served = cluster.serial(cluster.primary)
-    assert served == 2026010100 + i, (served, i)  # every earlier push, not the refused one
-    r = cluster.primary.query(f"x.d{i}-0.tld.", "A")  # nothing of the refused push
-    assert not any(rr.rdtype == 2 for rr in r.authority), r
-    assert cluster.primary.alive()
+    i, out, served = push_until_refused(cluster, tmp_path, "the 1 MiB map")
+    assert "map is full" in out, out
     cluster.wait_in_sync()  # the replica holds exactly what the primary holds
     assert cluster.serial(r1) == served
     small = tmp_path / "small.delta"  # one delegation still fits
