@@ -3,10 +3,12 @@
 that a failed import leaves the store exactly as it was."""
 
 import re
+import subprocess
+import time
 
 import pytest
 
-from conftest import (BROKEN_ZONES, describe, dump_zone, import_zone, run,
+from conftest import (BROKEN_ZONES, check, describe, dump_zone, import_zone, run,
                       store_snapshot, write_zone)
 
 # A good zone with the apex the broken files use (tld.), so that a broken file
@@ -264,3 +266,36 @@ def test_empty_file(tldctl, tmp_store, tmp_path):
 def test_empty_file_message_names_file(tldctl, tmp_store, tmp_path):
     p = run(tldctl, "import", "--store", tmp_store, write_zone(tmp_path / "empty.zone", ""))
     assert "empty.zone" in p.stderr, p.stderr
+
+
+def test_import_killed_midway_changes_nothing(tldctl, gen_zone, sample_zone, tmp_store,
+                                              tmp_path):
+    """kill -9 of `tldctl import` at several points of a 300k-delegation import (parsing,
+    writing, committing), replacing a zone and adding one: every time the store holds
+    exactly what it held before, opens, and a later import succeeds."""
+    big = tmp_path / "big.zone"
+    check(run("/usr/bin/python3", gen_zone, "--origin", "sample", "--delegations", "300000",
+              big))
+    scratch = tmp_path / "scratch"
+    t0 = time.monotonic()
+    import_zone(tldctl, scratch, big, "--quiet")
+    full = time.monotonic() - t0
+    import_zone(tldctl, tmp_store, sample_zone)
+    before = store_snapshot(tldctl, tmp_store)
+    killed = 0
+    for frac in (0.2, 0.5, 0.8, 0.95):
+        p = subprocess.Popen([str(tldctl), "import", "--store", str(tmp_store), "--quiet",
+                              str(big)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(full * frac)
+        p.kill()
+        rc = p.wait()
+        killed += rc == -9
+        assert store_snapshot(tldctl, tmp_store) == before or rc == 0, frac
+        if rc == 0:  # finished before the kill: start again from the sample zone
+            import_zone(tldctl, tmp_store, sample_zone)
+            before = store_snapshot(tldctl, tmp_store)
+    print(f"\nimport of 300k delegations ({full:.2f} s) killed {killed} of 4 times; "
+          "store unchanged each time")
+    assert killed >= 2, "the import finished before most kills: nothing was tested"
+    import_zone(tldctl, tmp_store, big, "--quiet")  # replaces the sample zone, whole
+    assert store_snapshot(tldctl, tmp_store) == store_snapshot(tldctl, scratch)
