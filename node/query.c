@@ -409,17 +409,27 @@ static void additional_for(struct ctx *c, const tld_rrset *rs)
 
 struct any_pick {
 	tld_rrset rs;
+	size_t size;    /* of rs as it will be written */
+	bool with_sigs; /* RRSIGs are written too (DO=1, signed zone) */
 	bool found;
 };
 
-static int pick_first(const uint8_t *owner, const tld_rrset *rs, void *arg)
+/* The smallest RRset (as stored: the RDATA, and the RRSIGs if sent) answers ANY:
+ * RFC 8482 leaves the choice open, and the smallest is the most likely to fit
+ * over UDP without TC, and the least use for amplification. NSEC is not data. */
+static int pick_smallest(const uint8_t *owner, const tld_rrset *rs, void *arg)
 {
 	struct any_pick *ap = arg;
+	(void)owner;
 	if (rs->rr_count == 0 || rs->type == TLD_T_NSEC)
 		return 0;
-	ap->rs = *rs;
-	ap->found = true;
-	return 1;
+	size_t size = (size_t)((ap->with_sigs ? rs->end : rs->sigs) - rs->rrs);
+	if (!ap->found || size < ap->size) {
+		ap->rs = *rs;
+		ap->size = size;
+		ap->found = true;
+	}
+	return 0;
 }
 
 struct sig_answer {
@@ -462,8 +472,8 @@ static bool answer_at(struct ctx *c, const uint8_t *node, const uint8_t *owner, 
 	if (qtype == TLD_T_RRSIG)
 		return answer_rrsigs(c, node, owner);
 	if (qtype == TLD_T_ANY) { /* RFC 8482: one RRset is enough */
-		struct any_pick ap = {.found = false};
-		tld_name_foreach_rrset(c->r, c->zone, node, pick_first, &ap);
+		struct any_pick ap = {.with_sigs = c->dnssec};
+		tld_name_foreach_rrset(c->r, c->zone, node, pick_smallest, &ap);
 		if (!ap.found)
 			return false;
 		put_required(c, TLD_SEC_ANSWER, owner, &ap.rs, UINT32_MAX);

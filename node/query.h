@@ -23,7 +23,8 @@
  *   - NODATA and NXDOMAIN with the SOA (TTL min(SOA TTL, SOA MINIMUM)) and,
  *     with DO=1, the NSEC or NSEC3 denial proofs;
  *   - FORMERR, NOTIMP (opcodes other than QUERY), BADVERS (EDNS version > 0),
- *     no reply to responses (QR=1); ANY answered with one RRset (RFC 8482);
+ *     no reply to responses (QR=1); ANY answered with one RRset,
+ *     the smallest (RFC 8482);
  *   - EDNS(0): our payload size (configurable, 1232 by default), DO echoed,
  *     NSID (RFC 5001); without EDNS every UDP reply fits 512 bytes;
  *   - Extended DNS Errors (RFC 8914) with REFUSED (Not Authoritative, or

@@ -325,19 +325,76 @@ zone:
     return KnotServer(proc, port, "knotd")
 
 
+def _server_factory(tmp_path_factory, start, prefix):
+    """Yields start(zones, **kw) with a fresh work directory each call; stops
+    every server it started when resumed (at the end of the session)."""
+    servers = []
+
+    def make(zones, **kw):
+        server = start(tmp_path_factory.mktemp(prefix), zones, **kw)
+        servers.append(server)
+        return server
+    yield make
+    for server in servers:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def knotd_factory(tmp_path_factory):
     """start_knotd(zones, nsid=...) with a fresh work directory each call;
     every server started is stopped at the end of the session."""
-    servers = []
+    yield from _server_factory(tmp_path_factory, start_knotd, "knotd")
 
-    def start(zones, **kw):
-        s = start_knotd(tmp_path_factory.mktemp("knotd"), zones, **kw)
-        servers.append(s)
-        return s
-    yield start
-    for s in servers:
-        s.stop()
+
+NSD = "/usr/sbin/nsd"
+
+
+def start_nsd(workdir, zones, nsid="tldnode-test", timeout=DEFAULT_TIMEOUT):
+    """Starts Debian's nsd in the foreground with its own config under workdir,
+    serving zones ({origin: zonefile}) on a free port of 127.0.0.1: one server
+    process, no database file, no RRL, no remote control; identity and NSID set
+    to nsid. Waits until every zone answers its SOA. Returns a KnotServer (the
+    same handle); skips the test when nsd is not installed."""
+    if not os.access(NSD, os.X_OK):
+        pytest.skip(f"nsd is not installed ({NSD}: apt-get install nsd)")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    zone_conf = "".join(f"zone:\n    name: \"{o}\"\n    zonefile: \"{Path(f).resolve()}\"\n"
+                        for o, f in zones.items())
+    conf = workdir / "nsd.conf"
+    conf.write_text(f"""server:
+    ip-address: 127.0.0.1@{port}
+    do-ip6: no
+    server-count: 1
+    username: ""
+    chroot: ""
+    database: ""
+    zonelistfile: "{workdir}/zone.list"
+    pidfile: "{workdir}/nsd.pid"
+    xfrdfile: "{workdir}/xfrd.state"
+    xfrdir: "{workdir}"
+    logfile: "{workdir}/nsd.log"
+    identity: "{nsid}"
+    nsid: "ascii_{nsid}"
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+remote-control:
+    control-enable: no
+{zone_conf}""")
+    err = _errfile()
+    proc = subprocess.Popen([NSD, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err,
+                            text=True)
+    proc.stderr = err
+    for origin in zones:
+        wait_for_soa(port, origin, proc, f"nsd (log: {workdir}/nsd.log)", timeout)
+    return KnotServer(proc, port, "nsd")
+
+
+@pytest.fixture(scope="session")
+def nsd_factory(tmp_path_factory):
+    """start_nsd(zones, nsid=...), as knotd_factory."""
+    yield from _server_factory(tmp_path_factory, start_nsd, "nsd")
 
 
 # ---- a running tldnode ----

@@ -1,9 +1,12 @@
-"""Differential test: tldnode and Knot DNS answer the same queries alike.
+"""Differential test: tldnode answers the same queries as Knot DNS and NSD.
 
-Both servers serve the same zone file (tldnode from a store made by
-`tldctl import`, with --workers 1; Knot DNS's knotd loading the file whole, one
-UDP and one TCP worker, no journal, no signing, no RRL: conftest.start_knotd),
-both with the same identity, which Knot also uses as NSID. Every query of a mix
+Each test runs twice, against each peer: Knot DNS and NSD. Both servers serve
+the same zone file (tldnode from a store made by `tldctl import`, with
+--workers 1; Knot DNS's knotd loading the file whole, one UDP and one TCP
+worker, no journal, no signing, no RRL: conftest.start_knotd; NSD with one
+server process, no database, no RRL: conftest.start_nsd), both with the same
+identity, which the peer also uses as NSID. Below, "Knot" stands for either
+peer where both behave alike. Every query of a mix
 built from the zone itself goes to both, and the two responses must have:
   - the same RCODE (extended RCODE included) and header flags (QR, opcode, AA,
     TC, RD, RA, Z, AD, CD), the ID and the question echoed byte for byte (the
@@ -47,14 +50,19 @@ that one aspect (each case is counted and printed):
   - EDE: both servers add an Extended DNS Error (20, Not Authoritative) to
     REFUSED; when both send one its code must match, and when only one does
     (RFC 8914 makes them optional) that is counted and ignored.
-  - AA on CHAOS id.server/hostname.bind answers: tldnode sets it (as NSD and
-    BIND do), Knot does not; RFC 4892 does not say. Ignored for class CH.
-  - ANY: tldnode answers with one RRset (RFC 8482), Knot 3.2 with all of them,
-    so Knot's may also be truncated where tldnode's is not. When tldnode's
-    answer is authoritative data, only the RCODE and flags (TC aside) are
-    compared, tldnode's answer must be a subset of Knot's complete answer
-    (over TCP when Knot truncated) and the authority sections equal; the
-    additional sections (Knot's has the NS targets' addresses) are not.
+  - AA on CHAOS id.server/hostname.bind answers: tldnode sets it, Knot 3.2
+    and NSD 4.6 do not; RFC 4892 does not say. Ignored for class CH.
+  - ANY: every server answers with one RRset (RFC 8482), but not the same
+    one: tldnode sends the smallest, Knot and NSD the first (Knot adds the NS
+    targets' addresses). When tldnode's answer is authoritative data, only the
+    RCODE and flags (TC aside) are compared, tldnode's answer must be a
+    subset of the peer's complete answer (over TCP when the peer truncated)
+    or else of the zone's records at the QNAME, and the authority sections
+    equal; the additional sections are not compared.
+  - Apex NS: NSD also puts the zone's NS RRset (and its RRSIG, and the NS
+    targets' addresses in the additional section) in authoritative answers;
+    tldnode and Knot send minimal responses. Ignored when that is the only
+    difference in the authority section.
   - Additional data: it is optional (RFC 1034 4.3.2 step 6, RFC 2181 9) and
     an RRSIG in it may be dropped while its RRset is kept (RFC 4035 3.1.1);
     only glue below the delegation is required, or TC=1 (RFC 9471 2.1). The
@@ -72,7 +80,7 @@ that one aspect (each case is counted and printed):
     the same rules, with Knot's complete answer fetched over TCP. Where
     tldnode sets TC and Knot does not, that is accepted only when Knot left
     out in-domain glue (Knot 3.2 predates RFC 9471 and never sets TC for
-    glue). When both set TC, the sections are not compared.
+    glue; NSD 4.6 neither). When both set TC, the sections are not compared.
   - qtype NSEC at a name synthesised from a wildcard: the answer is the
     wildcard's NSEC under the QNAME; RFC 4035 3.1.3.3 requires the NSEC
     proving that no closer name exists, which here is the wildcard's own NSEC
@@ -153,6 +161,14 @@ class ZoneModel:
         self.ents = sorted(ents)
         self.wildcards = sorted(n for n in self.auth if n.labels[0] == b"*")
         self.cnames = sorted(n for n in self.auth if dns.rdatatype.CNAME in self.types[n])
+
+    def records_at(self, name):
+        """Every record of the zone at name (RRSIGs included), as an rr_key
+        Counter."""
+        node = self.zone.get_node(name)
+        return Counter((name.to_text().lower(), rds.rdtype, rds.covers, rds.ttl,
+                        x.to_digestable()) for rds in (node.rdatasets if node else ())
+                       for x in rds)
 
     def additional_for(self, msg):
         """The records that may go in the additional section of msg: A and
@@ -425,13 +441,14 @@ SEC_NAMES = ("answer", "authority", "additional")
 
 
 class Comparer:
-    """Compares tldnode's response (a) with Knot's (b) to the same query;
-    knot is a Client to fetch Knot's complete (TCP) answer when Knot
-    truncated and tldnode did not."""
+    """Compares tldnode's response (a) with the peer's (b) to the same query;
+    peer is "Knot" or "NSD", client a Client to fetch the peer's complete
+    (TCP) answer when it truncated and tldnode did not."""
 
-    def __init__(self, zm, knot):
+    def __init__(self, zm, peer, client):
         self.zm = zm
-        self.knot = knot
+        self.peer = peer
+        self.client = client
         self.normalised = Counter()
         self.differences = []
         self.compared = 0
@@ -441,7 +458,7 @@ class Comparer:
         self.compared += 1
         self.kinds[response_kind(a)] += 1
         if wire_flags(qwire) & dns.flags.CD and not wire_flags(b) & dns.flags.CD:
-            self.normalised["CD cleared by Knot (RFC 4035 3.1.6: copy it)"] += 1
+            self.normalised[f"CD cleared by {self.peer} (RFC 4035 3.1.6: copy it)"] += 1
         if wire_flags(a) & wire_flags(b) & dns.flags.TC:
             self.normalised["both truncated (TC=1): sections not compared"] += 1
         if self.same(q, qwire, a, b):
@@ -473,7 +490,7 @@ class Comparer:
     def compare_one(self, q, qwire, a, b):
         problems = []
         qend = question_end(qwire)
-        for who, w in (("tldnode", a), ("knot", b)):
+        for who, w in (("tldnode", a), (self.peer, b)):
             if w[:2] != qwire[:2]:
                 problems.append(f"{who}: id not echoed")
             if w[12:qend] != qwire[12:qend]:
@@ -494,19 +511,19 @@ class Comparer:
             self.normalised["AA on CHAOS identity answers (RFC 4892: unspecified)"] += 1
         tc_a, tc_b = bool(fa & dns.flags.TC), bool(fb & dns.flags.TC)
         if (fa & ~dns.flags.TC) != (fb & ~dns.flags.TC):
-            problems.append(f"header flags/rcode: tldnode {flags_text(a)}, knot {flags_text(b)}")
+            problems.append(f"header flags/rcode: tldnode {flags_text(a)}, {self.peer} {flags_text(b)}")
         if ma.rcode() != mb.rcode():
             problems.append(f"rcode: tldnode {dns.rcode.to_text(ma.rcode())}, "
-                            f"knot {dns.rcode.to_text(mb.rcode())}")
+                            f"{self.peer} {dns.rcode.to_text(mb.rcode())}")
         ea, eb = edns_view(ma), edns_view(mb)
         ede_a, ede_b = ede_options(ea), ede_options(eb)
         if ede_a and ede_b and ede_a != ede_b:
-            problems.append(f"EDE: tldnode {ede_a}, knot {ede_b}")
+            problems.append(f"EDE: tldnode {ede_a}, {self.peer} {ede_b}")
         elif ede_a != ede_b:
             self.normalised["EDE sent by one server only (RFC 8914: optional)"] += 1
         ea, eb = without_ede(ea), without_ede(eb)
         if ea != eb:
-            problems.append(f"EDNS: tldnode {ea}, knot {eb}")
+            problems.append(f"EDNS: tldnode {ea}, {self.peer} {eb}")
         if problems:
             return problems
         if q.qtype == "ANY" and fa & dns.flags.AA and ma.answer and not tc_a:
@@ -519,20 +536,20 @@ class Comparer:
             # Knot truncated what fits (it keeps more room free than the
             # limit needs): compare with its complete answer.
             ref = self.reference(qwire)
-            self.normalised["Knot truncated, tldnode fit the limit: compared with Knot "
-                            "over TCP"] += 1
+            self.normalised[f"{self.peer} truncated, tldnode fit the limit: compared with "
+                            f"{self.peer} over TCP"] += 1
             return self.compare_sections(q, a, ma, ref)
         # tldnode truncated, Knot did not: only right when Knot left out
         # in-domain glue, which RFC 9471 2.1 forbids without TC=1.
         ref = self.reference(qwire)
         if not ma.answer and self.missing_in_domain_glue(mb, ref):
-            self.normalised["tldnode TC=1, Knot dropped in-domain glue without TC "
+            self.normalised[f"tldnode TC=1, {self.peer} dropped in-domain glue without TC "
                             "(RFC 9471 2.1)"] += 1
             return []
-        return ["tldnode truncated (TC=1), Knot did not, and Knot kept all in-domain glue"]
+        return [f"tldnode truncated (TC=1), {self.peer} did not, and kept all in-domain glue"]
 
     def reference(self, qwire):
-        return dns.message.from_wire(self.knot.tcp(qwire), one_rr_per_rrset=True)
+        return dns.message.from_wire(self.client.tcp(qwire), one_rr_per_rrset=True)
 
     def compare_any(self, q, qwire, ma, mb, tc_b):
         """RFC 8482: one RRset answers ANY. tldnode's answer must be a subset
@@ -542,10 +559,18 @@ class Comparer:
         sa = [section(s) for s in (ma.answer, ma.authority)]
         sr = [section(s) for s in (ref.answer, ref.authority)]
         if sa[0] - sr[0]:
-            return [f"ANY: not in Knot's answer: {sorted(sa[0] - sr[0])}"]
-        if sa[1] != sr[1]:
+            # The peer chose another RRset (RFC 8482 4.1 leaves the choice
+            # open): tldnode's must still be the zone's data at the name.
+            held = self.zm.records_at(dns.name.from_text(q.qname))
+            if sa[0] - held:
+                return [f"ANY: not in {self.peer}'s answer nor in the zone: "
+                        f"{sorted(sa[0] - held)}"]
+            self.normalised[f"ANY: tldnode and {self.peer} chose different RRsets "
+                            "(RFC 8482 4.1)"] += 1
+        elif sa[0] != sr[0]:
+            self.normalised[f"ANY: tldnode answers a subset of {self.peer}'s (RFC 8482)"] += 1
+        if sa[1] != sr[1] and not self.apex_ns_added(ma, sa[1], sr[1]):
             return ["ANY: authority sections differ"]
-        self.normalised["ANY: tldnode answers a subset of Knot's (RFC 8482)"] += 1
         return []
 
     def compare_sections(self, q, a, ma, mb):
@@ -554,6 +579,8 @@ class Comparer:
         if sa == sb:
             return []
         if sa[0] == sb[0] and sa[1] != sb[1] and self.wildcard_nsec_proof(q, ma, sa[1], sb[1]):
+            sb[1] = sa[1]
+        if sa[0] == sb[0] and sa[1] != sb[1] and self.apex_ns_added(ma, sa[1], sb[1]):
             sb[1] = sa[1]
         if sa[:2] == sb[:2]:
             p = self.additional_choice(q, a, ma, mb, sa[2], sb[2])
@@ -566,7 +593,7 @@ class Comparer:
             for k in sa[i] - sb[i]:
                 out.append(f"{name}: only tldnode: {ta.get(k, k)}")
             for k in sb[i] - sa[i]:
-                out.append(f"{name}: only knot: {tb.get(k, k)}")
+                out.append(f"{name}: only {self.peer}: {tb.get(k, k)}")
         return out
 
     def wildcard_nsec_proof(self, q, ma, aa, ab):
@@ -584,8 +611,23 @@ class Comparer:
         if any(dns.name.from_text(k[0]) != wild or k[1] != dns.rdatatype.NSEC and
                k[2] != dns.rdatatype.NSEC for k in aa - ab):
             return False
-        self.normalised["wildcard NSEC proof left out by Knot for qtype NSEC "
+        self.normalised[f"wildcard NSEC proof left out by {self.peer} for qtype NSEC "
                         "(RFC 4035 3.1.3.3)"] += 1
+        return True
+
+    def apex_ns_added(self, ma, aa, ab):
+        """NSD puts the zone's NS RRset (and its RRSIG) in the authority
+        section of an authoritative answer, where tldnode and Knot leave it
+        out (minimal responses: it is optional, RFC 2181 6.1 names the
+        apex NS the zone's authoritative servers but no RFC requires
+        repeating them). True when that is the only authority difference."""
+        if not ma.flags & dns.flags.AA or not ma.answer or aa - ab:
+            return False
+        apex = self.zm.origin.to_text().lower()
+        if not all(k[0] == apex and dns.rdatatype.NS in (k[1], k[2]) for k in ab - aa):
+            return False
+        self.normalised[f"apex NS in the authority of answers, from {self.peer} "
+                        "(optional)"] += 1
         return True
 
     def additional_choice(self, q, a, ma, mb, ga, gb):
@@ -597,8 +639,9 @@ class Comparer:
         tldnode may leave out what Knot sent only when it did not fit, and
         never in-domain glue. Returns None when that holds."""
         allowed, in_domain = self.zm.additional_for(ma)
-        for who, g in (("tldnode", ga), ("knot", gb)):
-            extra = g - allowed
+        allowed_b, _ = self.zm.additional_for(mb)  # its authority may have the apex NS
+        for who, g, ok in (("tldnode", ga, allowed), (self.peer, gb, allowed_b)):
+            extra = g - ok
             if extra:
                 return f"additional: {who} sent records that are not target addresses: " \
                     f"{sorted(extra)}"
@@ -614,7 +657,7 @@ class Comparer:
             if unit not in have and (q.tcp or len(a) + size <= udp_limit(q)):
                 return f"additional: tldnode left out {unit} ({size} bytes) with room for it"
         if not ma.flags & dns.flags.AA and in_domain - gb:
-            self.normalised["Knot dropped in-domain glue without TC (RFC 9471 2.1)"] += 1
+            self.normalised[f"{self.peer} dropped in-domain glue without TC (RFC 9471 2.1)"] += 1
         self.normalised["additional data chosen differently (RFC 2181 9, RFC 4035 "
                         "3.1.1)"] += 1
         return None
@@ -744,17 +787,25 @@ def flags_text(w):
 
 # ---- running a zone ----
 
-def run_differential(zm, zonefile, tldctl, store, tldnode_server, knotd_factory, queries,
-                     label, capsys):
+@pytest.fixture(params=["Knot", "NSD"])
+def peer(request):
+    """(name, factory) of the server to compare with: Knot, then NSD."""
+    factory = {"Knot": "knotd_factory", "NSD": "nsd_factory"}[request.param]
+    return request.param, request.getfixturevalue(factory)
+
+
+def run_differential(zm, zonefile, tldctl, store, tldnode_server, peer, queries, label,
+                     capsys):
     t0 = time.monotonic()
     origin = zm.origin.to_text()
     import_zone(tldctl, store, zonefile)
     node = tldnode_server(store, "--workers", 1,
                           listen=["127.0.0.1"], identity=IDENTITY)
-    knot = knotd_factory({origin: zonefile}, nsid=IDENTITY)
+    name, factory = peer
+    knot = factory({origin: zonefile}, nsid=IDENTITY)
     t_ready = time.monotonic()
-    ca, cb = Client(node.host, node.port, "tldnode"), Client(knot.addr, knot.port, "knotd")
-    cmp = Comparer(zm, cb)
+    ca, cb = Client(node.host, node.port, "tldnode"), Client(knot.addr, knot.port, name)
+    cmp = Comparer(zm, name, cb)
     try:
         for i, q in enumerate(queries):
             qwire = query_wire(q, (i * 7919) & 0xFFFF)
@@ -773,7 +824,7 @@ def run_differential(zm, zonefile, tldctl, store, tldnode_server, knotd_factory,
         mix["DO"] += q.do
         mix["mixed case"] += q.qname != q.qname.lower()
     with capsys.disabled():
-        print(f"\ndifferential {label}: {cmp.compared} queries compared, "
+        print(f"\ndifferential {label} against {name}: {cmp.compared} queries compared, "
               f"{len(cmp.differences)} differences "
               f"(setup {t_ready - t0:.1f} s, queries {t_end - t_ready:.1f} s)")
         print("  queries: " + ", ".join(f"{k} {n}" for k, n in sorted(mix.items())))
@@ -797,24 +848,24 @@ def report(cmp, n):
 
 # ---- the tests ----
 
-def test_differential_sample(tldctl, tmp_store, tldnode_server, knotd_factory, sample_zone,
+def test_differential_sample(tldctl, tmp_store, tldnode_server, peer, sample_zone,
                              capsys):
     zm = read_zone(sample_zone, "sample.")
     assert zm.signed and zm.wildcards and zm.cnames and zm.ents
     queries = build_queries(zm)
-    cmp = run_differential(zm, sample_zone, tldctl, tmp_store, tldnode_server, knotd_factory,
+    cmp = run_differential(zm, sample_zone, tldctl, tmp_store, tldnode_server, peer,
                            queries, "sample.zone", capsys)
     assert len(queries) > 2000
     report(cmp, len(queries))
 
 
-def test_differential_root(tldctl, tmp_store, tldnode_server, knotd_factory, shared_zones,
+def test_differential_root(tldctl, tmp_store, tldnode_server, peer, shared_zones,
                            capsys):
     zonefile = shared_zones / "root.zone"
     zm = read_zone(zonefile, ".")
     assert zm.signed and len(zm.cuts) == 1479
     queries = build_queries(zm)
-    cmp = run_differential(zm, zonefile, tldctl, tmp_store, tldnode_server, knotd_factory,
+    cmp = run_differential(zm, zonefile, tldctl, tmp_store, tldnode_server, peer,
                            queries, "root.zone", capsys)
     assert len(queries) > 15000
     report(cmp, len(queries))
@@ -833,7 +884,7 @@ def synthetic_zone(tmp_path_factory, gen_zone):
     return path
 
 
-def test_differential_synthetic(tldctl, tmp_store, tldnode_server, knotd_factory,
+def test_differential_synthetic(tldctl, tmp_store, tldnode_server, peer,
                                 synthetic_zone, capsys):
     rng = random.Random(SEED)
     # The sample of delegations, picked from the owner column: a delegation's
@@ -851,7 +902,7 @@ def test_differential_synthetic(tldctl, tmp_store, tldnode_server, knotd_factory
     assert len(zm.cuts) == SYNTH_SAMPLE and not zm.signed
     queries = build_queries(zm, nx=1000)
     cmp = run_differential(zm, synthetic_zone, tldctl, tmp_store, tldnode_server,
-                           knotd_factory, queries, "synthetic difftld. (100k delegations)",
+                           peer, queries, "synthetic difftld. (100k delegations)",
                            capsys)
     assert len(queries) > 15000
     report(cmp, len(queries))
