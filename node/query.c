@@ -594,27 +594,119 @@ static void referral(struct ctx *c, const tld_referral *ref)
 
 /* ---- authoritative data ---- */
 
-/* After an answer: whether the CNAME target next (NULL: no CNAME) is to be
- * followed here, i.e. is in the zone and not at or below a cut; copies it to
- * hop if so. */
-static bool cname_hop(struct ctx *c, const uint8_t *next, uint8_t *hop)
+/* The names a chain of CNAMEs (and DNAME substitutions) has reached, the
+ * QNAME aside. */
+struct chain {
+	uint8_t names[CNAME_HOPS][TLD_NAME_MAX];
+	int n;
+};
+
+/* After an answer: the CNAME target next (NULL: no CNAME) if it is to be
+ * followed here, as a copy in ch; else NULL. Not followed: a target outside
+ * the zone; one the chain has already reached (a loop ends there, as in
+ * other servers); one at or below a delegation, which gets the referral
+ * (RFC 1034 4.3.2 step 3b). */
+static const uint8_t *cname_hop(struct ctx *c, const uint8_t *next, struct chain *ch)
 {
-	uint8_t cut[TLD_NAME_MAX];
-	if (next == NULL || !tld_name_is_below(next, c->zone->apex) ||
-	    tld_cut_find(c->r, c->zone, next, cut) > 0)
-		return false;
+	tld_referral ref;
+	if (next == NULL || ch->n == CNAME_HOPS || !tld_name_is_below(next, c->zone->apex) ||
+	    tld_name_equal(next, c->q->qname_lc))
+		return NULL;
+	for (int i = 0; i < ch->n; i++)
+		if (tld_name_equal(next, ch->names[i]))
+			return NULL;
+	if (tld_referral_find(c->r, c->zone, next, &ref) > 0) {
+		referral(c, &ref);
+		return NULL;
+	}
+	uint8_t *hop = ch->names[ch->n++];
 	memcpy(hop, next, tld_name_len(next));
-	return true;
+	return hop;
+}
+
+/* RFC 6672: name does not exist and its closest encloser ce may own a DNAME.
+ * If it does, adds the DNAME (with its RRSIGs) and the CNAME synthesized from
+ * it (unsigned, the DNAME's TTL) owned by owner, and writes the substituted
+ * name to syn. Returns 1 when syn is to be resolved next, 0 when the answer
+ * is complete (or YXDOMAIN: the new name would be too long), -1 when ce has
+ * no DNAME. */
+static int dname_answer(struct ctx *c, const uint8_t *name, const uint8_t *owner, const uint8_t *ce,
+                        uint8_t *syn)
+{
+	tld_rrset dname;
+	const uint8_t *p, *target;
+	uint16_t tlen;
+	if (!get_rrset(c, ce, TLD_T_DNAME, &dname))
+		return -1;
+	p = dname.rrs;
+	if (!tld_rr_next(&p, dname.sigs, NULL, &target, &tlen) ||
+	    tld_name_check(target, tlen) <= 0) {
+		c->damaged = true;
+		c->e->stats.store_errors++;
+		return 0;
+	}
+	/* The DNAME's owner as the query spells it: owner less its first labels. */
+	const uint8_t *dname_owner = owner;
+	for (unsigned i = tld_name_labels(name) - tld_name_labels(ce); i > 0; i--)
+		dname_owner += 1 + dname_owner[0];
+	put_required(c, TLD_SEC_ANSWER, dname_owner, &dname, UINT32_MAX);
+	size_t prefix = (size_t)(dname_owner - owner), tl = tld_name_len(target);
+	if (prefix + tl > TLD_NAME_MAX) {
+		c->rcode = TLD_RCODE_YXDOMAIN;
+		return 0;
+	}
+	memcpy(syn, owner, prefix);
+	memcpy(syn + prefix, target, tl);
+	uint8_t rd[2 + TLD_NAME_MAX];
+	tld_put_be16(rd, (uint16_t)(prefix + tl));
+	memcpy(rd + 2, syn, prefix + tl);
+	const uint8_t *rd_end = rd + 2 + prefix + tl;
+	tld_rrset cname = {.type = TLD_T_CNAME,
+	                   .ttl = dname.ttl,
+	                   .rr_count = 1,
+	                   .rrs = rd,
+	                   .sigs = rd_end,
+	                   .end = rd_end};
+	put_required(c, TLD_SEC_ANSWER, owner, &cname, UINT32_MAX);
+	return c->q->qtype == TLD_T_CNAME ? 0 : 1;
+}
+
+static int count_not_nsec3(const uint8_t *owner, const tld_rrset *rs, void *arg)
+{
+	(void)owner;
+	*(int *)arg += rs->type != TLD_T_NSEC3;
+	return 0;
+}
+
+/* RFC 5155 7.2.8: an NSEC3 owner name is no name of the zone; queries for it
+ * get NXDOMAIN like any name that does not exist. Whether name is one: in an
+ * NSEC3 zone, one label of 32 base32hex characters right below the apex,
+ * owning NSEC3 records and nothing else. (Only such names pay for the look.) */
+static bool is_nsec3_owner(struct ctx *c, const uint8_t *name)
+{
+	if (!(c->zone->flags & TLD_ZONE_NSEC3) || name[0] != 32 ||
+	    tld_name_labels(name) != c->zone->apex_labels + 1)
+		return false;
+	for (int i = 1; i <= 32; i++) {
+		uint8_t ch = name[i] | 0x20;
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'v')))
+			return false;
+	}
+	int others = 0;
+	tld_name_foreach_rrset(c->r, c->zone, name, count_not_nsec3, &others);
+	return others == 0;
 }
 
 /* Resolves name inside the zone, following CNAMEs; owner is how the name is
  * written (the query's case for the first hop). */
 static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 {
-	uint8_t wc[TLD_NAME_MAX], hop[TLD_NAME_MAX];
+	uint8_t wc[TLD_NAME_MAX];
+	struct chain ch;
+	ch.n = 0;
 	const uint8_t *owner = c->q->qname;
 	tld_resp_set_flags(c->resp, TLD_WIRE_AA, 0);
-	for (int i = 0; i < CNAME_HOPS && !c->full; i++) {
+	while (name != NULL && !c->full) {
 		const uint8_t *next;
 		/* Existence first: one probe settles a name that does not exist,
 		 * where trying the type and then CNAME would take two. */
@@ -623,10 +715,10 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 			c->rcode = TLD_RCODE_SERVFAIL;
 			return;
 		}
+		if (exists == 1 && is_nsec3_owner(c, name))
+			exists = 0;
 		if (exists == 1 && answer_at(c, name, owner, qtype, &next)) {
-			if (!cname_hop(c, next, hop))
-				return;
-			name = owner = hop;
+			name = owner = cname_hop(c, next, &ch);
 			continue;
 		}
 		if (exists != 0) { /* RRsets, none of the type; or an empty non-terminal */
@@ -634,6 +726,12 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 			return;
 		}
 		const uint8_t *nc, *ce = closest_encloser(c, name, &nc);
+		int dname =
+		    (c->zone->flags & TLD_ZONE_DNAME) ? dname_answer(c, name, owner, ce, wc) : -1;
+		if (dname >= 0) { /* wc holds the substituted name */
+			name = owner = dname == 1 ? cname_hop(c, wc, &ch) : NULL;
+			continue;
+		}
 		if (!(c->zone->flags & TLD_ZONE_WILDCARD) || !wildcard_of(ce, wc) ||
 		    tld_name_exists(c->r, c->zone, wc) != 1) {
 			nxdomain(c, name, ce, nc);
@@ -647,9 +745,7 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 				else
 					nsec_cover(c, name);
 			}
-			if (!cname_hop(c, next, hop))
-				return;
-			name = owner = hop;
+			name = owner = cname_hop(c, next, &ch);
 			continue;
 		}
 		nodata(c, name, wc);

@@ -19,7 +19,10 @@
  *     DS RRset and its RRSIGs, or the NSEC/NSEC3 proof that there is none);
  *   - DS at a delegation point answered authoritatively from the parent;
  *   - authoritative answers (AA=1) with RRSIGs when DO=1, CNAME chains
- *     followed inside the zone, wildcard synthesis;
+ *     followed inside the zone (a loop stops at the first name reached
+ *     again; a chain into a delegation ends with its referral), wildcard
+ *     synthesis, DNAME substitution (RFC 6672; YXDOMAIN when too long);
+ *   - NSEC3 owner names treated as names that do not exist (RFC 5155 7.2.8);
  *   - NODATA and NXDOMAIN with the SOA (TTL min(SOA TTL, SOA MINIMUM)) and,
  *     with DO=1, the NSEC or NSEC3 denial proofs;
  *   - FORMERR, NOTIMP (opcodes other than QUERY), BADVERS (EDNS version > 0),

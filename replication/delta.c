@@ -475,6 +475,8 @@ static int apply_op(struct apply *a, const tld_delta_op *op)
 		/* Likewise for wildcards: the flag only lets NXDOMAIN skip a probe. */
 		if (op->owner[0] == 1 && op->owner[1] == '*')
 			a->z.flags |= TLD_ZONE_WILDCARD;
+		if (op->type == TLD_T_DNAME)
+			a->z.flags |= TLD_ZONE_DNAME;
 	}
 	return owners_add(&a->own, op->owner) < 0 ? tld_errf(a->eb, TLD_ENOMEM, "out of memory")
 	                                          : TLD_OK;

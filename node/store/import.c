@@ -532,6 +532,7 @@ static int check_node(tld_zdata *zd, struct walk *w, const struct node *n)
 	if (klen >= 2 && key[klen - 2] == '*' + 1 && (klen == 2 || key[klen - 3] == 0))
 		zd->flags |= TLD_ZONE_WILDCARD;
 	if (n->has[TLD_T_DNAME]) {
+		zd->flags |= TLD_ZONE_DNAME;
 		w->dname_key = key;
 		w->dname_len = klen;
 		w->dname_rec = first;

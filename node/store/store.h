@@ -65,6 +65,10 @@
 #define TLD_ZONE_SIGNED       0x08u /* the apex has DNSKEY and RRSIGs */
 /* Some owner starts with a '*' label; without it, NXDOMAIN needs no wildcard probe. */
 #define TLD_ZONE_WILDCARD 0x10u
+/* Some owner has a DNAME; without it, a name that does not exist needs no
+ * DNAME probe. Stores imported before this flag existed lack it: re-import
+ * a zone with DNAMEs to have them applied (RFC 6672). */
+#define TLD_ZONE_DNAME 0x20u
 
 typedef struct tld_store tld_store;
 

@@ -565,3 +565,24 @@ def test_rejected_messages(cluster, tmp_path):
     assert c["rejected_replay"] >= 1 and c["rejected_stale"] >= 1, c
     cluster.wait_in_sync()
     assert r1.query("replayed.tld.", "NS").authority
+
+
+def test_push_dname_served_everywhere(cluster, tmp_path):
+    """A DNAME added by a delta is applied (RFC 6672) on the primary and on every replica,
+    without a re-import: names below it get the DNAME and the synthesized CNAME."""
+    cluster.start_primary(zone_text=SMALL_ZONE)
+    r1 = cluster.start_replica("r1")
+    cluster.wait_in_sync()
+    delta = tmp_path / "dname.delta"
+    delta.write_text(f"$ORIGIN {ORIGIN}\n+ redir 600 DNAME glued.{ORIGIN}\n")
+    check(cluster.push_delta(delta))
+    cluster.wait_in_sync()
+    for node in (cluster.primary, r1):
+        r = node.query(f"ns.redir.{ORIGIN}", "A")
+        assert r.rcode() == dns.rcode.NOERROR, r
+        texts = [rr.to_text() for rr in r.answer]
+        assert texts[:2] == [f"redir.{ORIGIN} 600 IN DNAME glued.{ORIGIN}",
+                             f"ns.redir.{ORIGIN} 600 IN CNAME ns.glued.{ORIGIN}"], r
+        # ns.glued is glue below the glued delegation: the chain ends in its referral
+        assert [rr.to_text() for rr in r.authority] == [
+            f"glued.{ORIGIN} 3600 IN NS ns.glued.{ORIGIN}"], r
