@@ -26,7 +26,9 @@ Zones: deploy/sample/sample.zone (NSEC-signed; wildcard, CNAME, empty
 non-terminals, delegations with and without DS, in-domain glue), the real root
 zone ../shared/zones/root.zone (NSEC-signed, 1,479 delegations; skipped when
 ../shared is absent), a 100,000-delegation unsigned zone from
-tests/bench/gen-zone.py (3,000 of its delegations sampled), and DNAME_ZONE:
+tests/bench/gen-zone.py (3,000 of its delegations sampled), a 5,000-delegation
+one signed with NSEC3 by ldns-signzone (queries at a sample of its NSEC3
+owner names too), and DNAME_ZONE:
 DNAMEs (to names in the zone, out of it, to the apex, into delegations, in
 a loop, one whose substitutions overflow), CNAME loops and CNAMEs into
 delegations, signed by ldns-signzone with NSEC and with NSEC3 opt-out. The mix
@@ -158,8 +160,11 @@ class ZoneModel:
         self.ns = {c: sorted(rd.target for rd in zone.find_rdataset(c, "NS")) for c in self.cuts}
         self.glue = sorted(n for n in self.types if below_cut(n) and
                            self.types[n] & {dns.rdatatype.A, dns.rdatatype.AAAA})
-        self.auth = sorted(n for n in self.types
-                           if n != origin and n not in cutset and not below_cut(n))
+        auth = sorted(n for n in self.types
+                      if n != origin and n not in cutset and not below_cut(n))
+        # NSEC3 owner names are no names of the zone (RFC 5155 7.2.8).
+        self.nsec3_owners = [n for n in auth if self.types[n] == {dns.rdatatype.NSEC3}]
+        self.auth = [n for n in auth if self.types[n] != {dns.rdatatype.NSEC3}]
         self.signed = dns.rdatatype.DNSKEY in self.types.get(origin, ())
         ents = set()
         for n in self.auth + self.cuts:
@@ -321,6 +326,11 @@ def build_queries(zm, nx=300, seed=SEED):
         for t in ("MX", "SRV", "DS", "NS"):
             for do in (False, True):
                 m.rot(n, t, do=do)
+    # NSEC3 owner names (a sample): answered as names that do not exist.
+    for n in zm.nsec3_owners[:20]:
+        for t in ("NSEC3", "A"):
+            m.rot(n, t, do=True, case=True)
+            m.rot(n, t, do=False)
     # Empty non-terminals, and names below them.
     for e in zm.ents:
         for do in (False, True):
@@ -1003,24 +1013,33 @@ cloop2	IN CNAME cloop1.dntest.
 """
 
 
-@pytest.fixture(scope="session", params=["NSEC", "NSEC3"])
-def dname_zone(request, tmp_path_factory):
-    """DNAME_ZONE signed by ldns-signzone (fresh ECDSA keys) with NSEC, or with
-    NSEC3 opt-out; skips when ldnsutils is not installed."""
+def sign_zone(unsigned, origin, denial):
+    """Signs the master file unsigned with ldns-signzone and fresh ECDSA keys
+    (made beside it): denial "NSEC", or "NSEC3" (opt-out flag, salt, no extra
+    iterations). Returns the signed file's path; skips the test when
+    ldnsutils is not installed."""
     import shutil
     if not (shutil.which("ldns-keygen") and shutil.which("ldns-signzone")):
         pytest.skip("ldns-keygen / ldns-signzone absent (apt-get install ldnsutils)")
-    d = tmp_path_factory.mktemp("dname")
-    (d / "dntest.zone").write_text(DNAME_ZONE)
+    d = unsigned.parent
     keys = []
     for ksk in (True, False):
         p = check(run("ldns-keygen", "-a", "ECDSAP256SHA256", *(["-k"] if ksk else []),
-                      "dntest.", cwd=d))
+                      origin, cwd=d))
         keys.append(str(d / p.stdout.strip()))
-    nsec3 = ["-n", "-p", "-s", "c0ffee", "-t", "0"] if request.param == "NSEC3" else []
-    check(run("ldns-signzone", *nsec3, "-o", "dntest.", "-e", "20361231000000",
-              "-f", d / "signed.zone", d / "dntest.zone", *reversed(keys)))
-    return d / "signed.zone", request.param
+    nsec3 = ["-n", "-p", "-s", "c0ffee", "-t", "0"] if denial == "NSEC3" else []
+    signed = d / "signed.zone"
+    check(run("ldns-signzone", *nsec3, "-o", origin, "-e", "20361231000000", "-f", signed,
+              unsigned, *reversed(keys)))
+    return signed
+
+
+@pytest.fixture(scope="session", params=["NSEC", "NSEC3"])
+def dname_zone(request, tmp_path_factory):
+    """DNAME_ZONE signed with NSEC, or with NSEC3 opt-out (sign_zone)."""
+    unsigned = tmp_path_factory.mktemp("dname") / "dntest.zone"
+    unsigned.write_text(DNAME_ZONE)
+    return sign_zone(unsigned, "dntest.", request.param), request.param
 
 
 def test_differential_dname(tldctl, tmp_store, tldnode_server, peer, dname_zone, capsys):
@@ -1032,6 +1051,30 @@ def test_differential_dname(tldctl, tmp_store, tldnode_server, peer, dname_zone,
     queries = build_queries(zm, nx=100)
     cmp = run_differential(zm, zonefile, tldctl, tmp_store, tldnode_server, peer, queries,
                            f"dntest. (DNAMEs, {denial})", capsys)
+    report(cmp, len(queries))
+
+
+NSEC3_DELEGATIONS = 5000
+
+
+@pytest.fixture(scope="session")
+def nsec3_zone(tmp_path_factory, gen_zone):
+    """A 5,000-delegation TLD `nsec3tld.` from gen-zone.py (seed 11; some
+    delegations with DS, some with in-domain glue), signed with NSEC3."""
+    unsigned = tmp_path_factory.mktemp("nsec3") / "nsec3tld.zone"
+    check(run(PYTHON, gen_zone, "--origin", "nsec3tld", "--delegations", NSEC3_DELEGATIONS,
+              "--seed", 11, unsigned))
+    return sign_zone(unsigned, "nsec3tld.", "NSEC3")
+
+
+def test_differential_nsec3(tldctl, tmp_store, tldnode_server, peer, nsec3_zone, capsys):
+    """An NSEC3-signed TLD (as most large TLDs are): referrals to delegations with and
+    without DS, and NXDOMAIN/NODATA with closest-encloser proofs."""
+    zm = read_zone(nsec3_zone, "nsec3tld.")
+    assert zm.signed and len(zm.cuts) == NSEC3_DELEGATIONS
+    queries = build_queries(zm, nx=1000)
+    cmp = run_differential(zm, nsec3_zone, tldctl, tmp_store, tldnode_server, peer, queries,
+                           "nsec3tld. (5,000 delegations, NSEC3)", capsys)
     report(cmp, len(queries))
 
 
