@@ -489,7 +489,7 @@ struct node {
 	bool any;
 	bool has[TLD_T_CHECKED_MAX];
 	uint16_t other; /* a present type >= TLD_T_CHECKED_MAX, or 0 */
-	uint32_t soa_count, cname_count;
+	uint32_t soa_count, cname_count, dname_count;
 };
 
 static int node_add(const uint8_t *owner, const tld_rrset *rs, void *ctx)
@@ -508,6 +508,7 @@ static int node_add(const uint8_t *owner, const tld_rrset *rs, void *ctx)
 		n->other = rs->type;
 	n->soa_count += rs->type == TLD_T_SOA ? rs->rr_count : 0;
 	n->cname_count += rs->type == TLD_T_CNAME ? rs->rr_count : 0;
+	n->dname_count += rs->type == TLD_T_DNAME ? rs->rr_count : 0;
 	return 0;
 }
 
@@ -536,6 +537,12 @@ static bool allowed_at_cut(uint16_t t)
 {
 	return t == TLD_T_NS || t == TLD_T_DS || t == TLD_T_NSEC || t == TLD_T_RRSIG ||
 	       is_glue_type(t);
+}
+
+static bool no_type(uint16_t t)
+{
+	(void)t;
+	return false;
 }
 
 static bool cname_companion_ok(uint16_t t)
@@ -618,8 +625,61 @@ static int check_cut(struct apply *a, const uint8_t *owner, const struct node *n
 	return tld_writer_foreach_rrset(a->w, &a->z, owner, true, below_cut_check, &b);
 }
 
-/* The rules for a changed name below the apex (DNAME rules are not checked
- * here: a DNAME below a TLD apex is not expected, and import checks them). */
+/* The nearest name from the apex down to owner's parent that owns a DNAME:
+ * writes it to dname and returns 1, or 0 when there is none. */
+static int enclosing_dname(struct apply *a, const uint8_t *owner, uint8_t *dname)
+{
+	int labels = tld_name_labels(owner);
+	for (int keep = labels - 1; keep >= a->z.apex_labels; keep--) {
+		const uint8_t *anc = tld_name_suffix(owner, keep);
+		tld_rrset rs;
+		int err = tld_writer_rrset_get(a->w, &a->z, anc, TLD_T_DNAME, &rs);
+		if (err == TLD_ENOENT)
+			continue;
+		if (err < 0)
+			return tld_errf(a->eb, err, "zone check: %s", tld_strerror(err));
+		if (rs.rr_count > 0) {
+			memcpy(dname, anc, tld_name_len(anc));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* RFC 6672 2.4: no names below a DNAME (its owner's own RRsets aside). */
+static int below_dname_check(const uint8_t *owner, const tld_rrset *rs, void *ctx)
+{
+	struct below_cut *b = ctx; /* the DNAME's owner in place of a cut */
+	if (tld_name_len(owner) == b->cut_len)
+		return 0;
+	char dn[TLD_NAME_TXTMAX];
+	return rrset_err(b->eb, owner, rs->rr_count > 0 ? rs->type : TLD_T_RRSIG,
+	                 "below the DNAME at %s", name_text(b->cut, dn, sizeof(dn)));
+}
+
+/* The DNAME rules for a changed name: none of its ancestors owns a DNAME,
+ * and when it owns one, nothing is below it. */
+static int check_dname(struct apply *a, const uint8_t *owner, const struct node *n)
+{
+	uint8_t dname[TLD_NAME_MAX];
+	int err = enclosing_dname(a, owner, dname);
+	if (err < 0)
+		return err;
+	if (err > 0) {
+		char dn[TLD_NAME_TXTMAX];
+		return rrset_err(a->eb, owner, (uint16_t)node_bad_type(n, no_type),
+		                 "below the DNAME at %s", name_text(dname, dn, sizeof(dn)));
+	}
+	if (!n->has[TLD_T_DNAME])
+		return TLD_OK;
+	if (n->dname_count > 1)
+		return rrset_err(a->eb, owner, TLD_T_DNAME,
+		                 "more than one DNAME record at a name (RFC 6672 2.4)");
+	struct below_cut b = {owner, tld_name_len(owner), a->eb};
+	return tld_writer_foreach_rrset(a->w, &a->z, owner, true, below_dname_check, &b);
+}
+
+/* The rules for a changed name below the apex. */
 static int check_name(struct apply *a, const uint8_t *owner)
 {
 	struct node n;
@@ -641,12 +701,12 @@ static int check_name(struct apply *a, const uint8_t *owner)
 		return rrset_err(a->eb, owner, TLD_T_SOA, "SOA record outside the apex");
 	if ((err = check_cname(a, owner, &n)) < 0)
 		return err;
-	if (n.has[TLD_T_NS])
-		return check_cut(a, owner, &n);
-	if (n.has[TLD_T_DS])
+	if (n.has[TLD_T_NS] && (err = check_cut(a, owner, &n)) < 0) /* DNAME included */
+		return err;
+	if (!n.has[TLD_T_NS] && n.has[TLD_T_DS])
 		return rrset_err(a->eb, owner, TLD_T_DS,
 		                 "DS at a name that is not a delegation point");
-	return TLD_OK;
+	return check_dname(a, owner, &n);
 }
 
 /* The SOA serial of the zone as written; TLD_EZONE when it does not parse. */
@@ -693,6 +753,10 @@ static int check_apex(struct apply *a, struct node *n)
 	if (n->has[TLD_T_DS])
 		return rrset_err(a->eb, apex, TLD_T_DS,
 		                 "DS at the zone apex (DS belongs in the parent)");
+	if (n->has[TLD_T_DNAME]) { /* allowed at the apex, with nothing below it */
+		struct below_cut b = {apex, tld_name_len(apex), a->eb};
+		return tld_writer_foreach_rrset(a->w, &a->z, apex, true, below_dname_check, &b);
+	}
 	return TLD_OK;
 }
 

@@ -373,7 +373,7 @@ struct node {
 	size_t begin, end;
 	bool has[TLD_T_CHECKED_MAX];
 	bool has_other; /* a type we do not track by number */
-	size_t cname_count, soa_count;
+	size_t cname_count, soa_count, dname_count;
 };
 
 static void node_scan(tld_zdata *zd, size_t begin, struct node *n)
@@ -394,6 +394,7 @@ static void node_scan(tld_zdata *zd, size_t begin, struct node *n)
 			n->has_other = true;
 		n->cname_count += (r->type == TLD_T_CNAME);
 		n->soa_count += (r->type == TLD_T_SOA);
+		n->dname_count += (r->type == TLD_T_DNAME);
 	}
 	n->end = i;
 }
@@ -434,6 +435,10 @@ static bool cname_companion_bad(uint16_t t)
 static bool is_cname(uint16_t t)
 {
 	return t == TLD_T_CNAME;
+}
+static bool is_dname(uint16_t t)
+{
+	return t == TLD_T_DNAME;
 }
 static bool is_soa(uint16_t t)
 {
@@ -531,6 +536,9 @@ static int check_node(tld_zdata *zd, struct walk *w, const struct node *n)
 	/* A leftmost '*' label: in key form, '*' + 1 then the terminator, last. */
 	if (klen >= 2 && key[klen - 2] == '*' + 1 && (klen == 2 || key[klen - 3] == 0))
 		zd->flags |= TLD_ZONE_WILDCARD;
+	if (n->dname_count > 1)
+		return rec_error(zd, node_find(zd, n, is_dname),
+		                 "more than one DNAME record at a name (RFC 6672 2.4)");
 	if (n->has[TLD_T_DNAME]) {
 		zd->flags |= TLD_ZONE_DNAME;
 		w->dname_key = key;

@@ -64,6 +64,8 @@ EXPECTED = {
                               "child.tld. MX: data at a delegation point"),
     "below-dname.zone": ("below-dname.zone", (8,),
                          "www.redir.tld. A: below the DNAME at redir.tld."),
+    "two-dnames.zone": ("two-dnames.zone", (7, 8),
+                        "redir.tld. DNAME: more than one DNAME record at a name"),
     "include-missing.zone": ("include-missing.zone", (7,),
                              "cannot open $INCLUDE file"),
     "include-error.zone": ("include-error.part.zone", (4,), "invalid IPv4 address"),

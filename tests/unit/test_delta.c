@@ -489,6 +489,11 @@ static void test_apply_rules(void **state)
 	    {"+ sub NS ns.example.\n", "a.sub.tld. TXT: below the delegation sub.tld."},
 	    {"- d1 NS ns.d1\n- d1 NS ns.ext.example.\n", "DS at a name that is not"},
 	    {"+ x NSEC3PARAM 1 0 0 -\n+ x TYPE255 \\# 0\n", "not a zone data type"},
+	    {"+ sub DNAME other.example.\n", "a.sub.tld. TXT: below the DNAME at sub.tld."},
+	    {"+ dn DNAME other.example.\n+ x.dn TXT \"no\"\n", "below the DNAME at dn.tld."},
+	    {"+ @ DNAME other.example.\n", "below the DNAME at tld."},
+	    {"+ d1 DNAME other.example.\n", "data at a delegation point"},
+	    {"+ dn DNAME a.example.\n+ dn DNAME b.example.\n", "more than one DNAME record"},
 	};
 	tld_errbuf eb = {{0}};
 	import_text(f->st, zone_a);
@@ -522,6 +527,13 @@ static void test_apply_rules(void **state)
 	/* Good changes still apply after all that. */
 	assert_int_equal(
 	    apply_text(f->st, "+ sub NS ns.example.\n- a.sub TXT \"hi\"\n", 1, 2, 0, &eb), 0);
+	/* A DNAME with nothing below it is fine, and marks the zone for the engine;
+	 * then nothing may be added below it. */
+	assert_false(zone_of(f->st).flags & TLD_ZONE_DNAME);
+	assert_int_equal(apply_text(f->st, "+ dn DNAME other.example.\n", 2, 3, 0, &eb), 0);
+	assert_true(zone_of(f->st).flags & TLD_ZONE_DNAME);
+	assert_int_equal(apply_text(f->st, "+ www.dn A 192.0.2.1\n", 3, 4, 0, &eb), TLD_EZONE);
+	assert_non_null(strstr(eb.msg, "www.dn.tld. A: below the DNAME at dn.tld."));
 }
 
 static void test_journal(void **state)
