@@ -35,6 +35,9 @@ static const char usage_text[] =
     "  import --store DIR [--origin NAME] [--map-size BYTES] [--quiet] ZONEFILE\n"
     "      check ZONEFILE and write it to the store in one transaction, replacing\n"
     "      any zone with the same apex; a failed import changes nothing\n"
+    "  check [--origin NAME] [--quiet] ZONEFILE\n"
+    "      run every check of import on ZONEFILE without a store: exit 0 when it\n"
+    "      would import (warnings on stderr), 1 with file:line and why when not\n"
     "  lookup --store DIR NAME TYPE\n"
     "      print the RRset (with its RRSIGs), or the delegation covering NAME;\n"
     "      exit 3 when there is none (NXDOMAIN or NODATA)\n"
@@ -234,22 +237,61 @@ static int parse_name(const char *text, uint8_t *name)
 
 /* ---- import ---- */
 
+/* The import options from the command line (--origin into origin). */
+static int import_opts(const struct opts *o, uint8_t *origin, tld_import_opts *io)
+{
+	memset(io, 0, sizeof(*io));
+	io->warn = stderr;
+	if (o->origin == NULL)
+		return EXIT_OK;
+	int rc = parse_name(o->origin, origin);
+	io->origin = origin;
+	return rc;
+}
+
+static int cmd_check(struct opts *o)
+{
+	if (o->argc != 1)
+		return usage("check takes exactly one ZONEFILE");
+	uint8_t origin[TLD_NAME_MAX];
+	tld_import_opts io;
+	int rc = import_opts(o, origin, &io);
+	if (rc != EXIT_OK)
+		return rc;
+	tld_zdata *zd;
+	tld_import_stats s;
+	tld_errbuf eb = {{0}};
+	int err = tld_zdata_load(o->argv[0], &io, &zd, &s, &eb);
+	if (err < 0) {
+		fprintf(stderr, "tldctl: check failed: %s\n",
+		        eb.msg[0] ? eb.msg : tld_strerror(err));
+		return EXIT_FAIL;
+	}
+	char apex[TLD_NAME_TXTMAX];
+	if (tld_name_to_text(tld_zdata_apex(zd), apex, sizeof(apex)) < 0)
+		strcpy(apex, "?");
+	tld_zdata_free(zd);
+	if (!o->quiet)
+		printf("%s: zone %s, serial %u, %" PRIu64 " records, %" PRIu64 " names, %" PRIu64
+		       " delegations, %" PRIu64 " duplicates dropped, %" PRIu64 " warnings: OK\n",
+		       o->argv[0], apex, s.serial, s.records, s.names, s.delegations, s.duplicates,
+		       s.warnings);
+	return EXIT_OK;
+}
+
 static int cmd_import(struct opts *o)
 {
 	if (o->argc != 1)
 		return usage("import takes exactly one ZONEFILE");
 	uint8_t origin[TLD_NAME_MAX];
-	tld_import_opts io = {.warn = stderr};
-	if (o->origin != NULL) {
-		int rc = parse_name(o->origin, origin);
-		if (rc != EXIT_OK)
-			return rc;
-		io.origin = origin;
-	}
+	tld_import_opts io;
+	int rc = import_opts(o, origin, &io);
+	if (rc != EXIT_OK)
+		return rc;
 	if (access(o->argv[0], R_OK) != 0) /* before the store is created */
 		return fail("import failed, store unchanged: %s: %s", o->argv[0], strerror(errno));
 	tld_store *st;
-	int rc = open_store(o, true, &st);
+	rc = open_store(o, true, &st);
 	if (rc != EXIT_OK)
 		return rc;
 	tld_import_stats s;
@@ -1049,9 +1091,10 @@ int main(int argc, char **argv)
 		int (*fn)(struct opts *o);
 		bool store; /* --store is required */
 	} cmds[] = {
-	    {"import", cmd_import, true},  {"lookup", cmd_lookup, true}, {"dump", cmd_dump, true},
-	    {"zones", cmd_zones, true},    {"digest", cmd_digest, true}, {"push", cmd_push, false},
-	    {"status", cmd_status, false},
+	    {"import", cmd_import, true}, {"check", cmd_check, false},
+	    {"lookup", cmd_lookup, true}, {"dump", cmd_dump, true},
+	    {"zones", cmd_zones, true},   {"digest", cmd_digest, true},
+	    {"push", cmd_push, false},    {"status", cmd_status, false},
 	};
 	if (argc < 2)
 		return usage("a COMMAND is required");

@@ -24,7 +24,7 @@
  *   - DS at a name that is not a delegation (or at the apex);
  *   - CNAME beside other data (RRSIG/NSEC excepted), more than one CNAME,
  *     CNAME at the apex or at a delegation;
- *   - DNAME at a delegation or with names below it.
+ *   - DNAME at a delegation, with names below it, or more than one at a name.
  * Warnings (printed, import goes on): an in-domain NS target without
  * address records (missing glue), RRs of one RRset with different TTLs (the
  * first TTL is used), duplicate RRs (dropped).

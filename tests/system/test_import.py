@@ -163,6 +163,27 @@ def test_broken_zone_message(tldctl, tmp_store, name, fname, lines, substring):
     assert substring in why, msg
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_check_says_what_import_says(tldctl, tmp_store, name):
+    """`tldctl check` runs import's checks without a store: the same message, exit 1."""
+    imp = run(tldctl, "import", "--store", tmp_store, BROKEN_ZONES / name)
+    chk = run(tldctl, "check", BROKEN_ZONES / name)
+    assert chk.returncode == 1 and chk.stdout == "", describe(chk)
+    why = error_line(chk.stderr).removeprefix("tldctl: check failed: ")
+    assert error_line(imp.stderr).removeprefix("tldctl: import failed, store unchanged: ") == why
+
+
+def test_check_good_zone(tldctl, sample_zone, tmp_path):
+    p = run(tldctl, "check", sample_zone, cwd=tmp_path)
+    assert p.returncode == 0 and p.stderr == "", describe(p)
+    assert "zone sample., serial 2026112501" in p.stdout and p.stdout.rstrip().endswith("OK")
+    assert list(tmp_path.iterdir()) == []  # no store, no file written
+    p = run(tldctl, "check", "--quiet", "--origin", "sample.", sample_zone)
+    assert p.returncode == 0 and p.stdout == "", describe(p)
+    p = run(tldctl, "check", "--origin", "other.", sample_zone)  # SOA not at that apex
+    assert p.returncode == 1 and "outside the zone" in p.stderr, describe(p)
+
+
 def test_relative_include_is_found_from_any_directory(tldctl, tmp_store, tmp_path):
     # $INCLUDE names are relative to the including file, not to the cwd.
     p = run(tldctl, "import", "--store", tmp_store, BROKEN_ZONES / "include-error.zone",
