@@ -2,9 +2,11 @@
 /*
  * The store is built once, in a temporary directory, from a small signed-like
  * zone with every kind of node the engine handles (delegations with and
- * without DS and glue, a wildcard, a CNAME chain, an empty non-terminal,
- * NSEC records). Each input is answered as a UDP and as a TCP query; the
- * response must be a well-formed DNS message that echoes the query id.
+ * without DS and glue, a wildcard, a CNAME chain and loop, a CNAME into a
+ * delegation, DNAMEs (in and out of the zone, in a loop, one whose
+ * substitutions overflow), an empty non-terminal, NSEC records). Each input
+ * is answered as a UDP and as a TCP query; the response must be a
+ * well-formed DNS message that echoes the query id.
  * Built by tests/fuzz/run (see there); run for longer with
  *   tests/fuzz/run --seconds 3600 query
  */
@@ -40,7 +42,10 @@ static const char zone_text[] =
     "x.y.ent TXT \"ent\"\n"
     "*.wild TXT \"wild\"\n*.wild MX 10 mail\n"
     "ns A 192.0.2.53\nmail A 192.0.2.25\n"
-    "loop CNAME loop\n";
+    "loop CNAME loop\n"
+    "old DNAME d1.fz.\nout DNAME example.net.\nl1 DNAME l2.fz.\nl2 DNAME l1.fz.\n"
+    "long DNAME a-label-long-enough-to-make-substitutions-overflow-255-bytes.fz.\n"
+    "tocut CNAME www.d1.fz.\n";
 
 static tld_store *store;
 static tld_engine engine;
