@@ -30,6 +30,10 @@ struct ctx {
 	uint8_t proofs[PROOFS_MAX][TLD_NAME_MAX]; /* denial owners already added */
 	unsigned nproofs;
 	const uint8_t *cut; /* the delegation of a referral (for rate limiting) */
+	/* An NS/MX/SRV answer whose targets' addresses go in the additional
+	 * section, which comes last: written when the answer is complete. */
+	tld_rrset extra;
+	bool has_extra;
 };
 
 static inline uint32_t min32(uint32_t a, uint32_t b)
@@ -341,6 +345,23 @@ static bool wildcard_of(const uint8_t *ce, uint8_t *out)
 	return true;
 }
 
+/* RFC 5155 7.2.4, name without an NSEC3 of its own (in an opt-out span):
+ * the NSEC3 matching its closest provable encloser, the nearest ancestor that
+ * has one (the apex at worst), and the one covering the next closer name.
+ * The nearest existing ancestor will not do: an empty non-terminal inside an
+ * opt-out span has no NSEC3 either. */
+static void nsec3_optout_proof(struct ctx *c, const uint8_t *name)
+{
+	const uint8_t *nc = name, *ce = parent_of(name);
+	while (tld_name_labels(ce) > c->zone->apex_labels && !nsec3_proof(c, ce, true)) {
+		nc = ce;
+		ce = parent_of(ce);
+	}
+	if (tld_name_labels(ce) == c->zone->apex_labels)
+		nsec3_proof(c, ce, true);
+	nsec3_proof(c, nc, false);
+}
+
 /* NODATA for name (which exists, or matched wildcard wc when not NULL). */
 static void nodata(struct ctx *c, const uint8_t *name, const uint8_t *wc)
 {
@@ -349,11 +370,8 @@ static void nodata(struct ctx *c, const uint8_t *name, const uint8_t *wc)
 		return;
 	if (c->zone->flags & TLD_ZONE_NSEC3) {
 		if (wc == NULL) {
-			if (!nsec3_proof(c, name, true)) {
-				/* Opt-out span (RFC 5155 7.2.4): prove the closest encloser. */
-				const uint8_t *nc, *ce = closest_encloser(c, name, &nc);
-				nsec3_closest_encloser_proof(c, ce, nc);
-			}
+			if (!nsec3_proof(c, name, true))
+				nsec3_optout_proof(c, name);
 		} else {
 			const uint8_t *nc, *ce = closest_encloser(c, name, &nc);
 			nsec3_closest_encloser_proof(c, ce, nc);
@@ -481,8 +499,10 @@ static bool answer_at(struct ctx *c, const uint8_t *node, const uint8_t *owner, 
 	}
 	if (get_rrset(c, node, qtype, &rs)) {
 		put_required(c, TLD_SEC_ANSWER, owner, &rs, UINT32_MAX);
-		if (qtype == TLD_T_NS || qtype == TLD_T_MX || qtype == TLD_T_SRV)
-			additional_for(c, &rs);
+		if (qtype == TLD_T_NS || qtype == TLD_T_MX || qtype == TLD_T_SRV) {
+			c->extra = rs;
+			c->has_extra = true;
+		}
 		return true;
 	}
 	if (qtype != TLD_T_CNAME && get_rrset(c, node, TLD_T_CNAME, &rs)) {
@@ -544,18 +564,8 @@ static void ds_denial(struct ctx *c, const tld_referral *ref)
 {
 	const uint8_t *cut = ref->cut;
 	if (c->zone->flags & TLD_ZONE_NSEC3) {
-		if (!nsec3_proof(c, cut, true)) {
-			/* Opt-out: closest provable encloser, next closer covered. */
-			const uint8_t *nc = cut, *ce = parent_of(cut);
-			while (tld_name_labels(ce) > c->zone->apex_labels &&
-			       !nsec3_proof(c, ce, true)) {
-				nc = ce;
-				ce = parent_of(ce);
-			}
-			if (tld_name_labels(ce) == c->zone->apex_labels)
-				nsec3_proof(c, ce, true);
-			nsec3_proof(c, nc, false);
-		}
+		if (!nsec3_proof(c, cut, true))
+			nsec3_optout_proof(c, cut);
 		return;
 	}
 	tld_rrset nsec;
@@ -595,11 +605,28 @@ static void referral(struct ctx *c, const tld_referral *ref)
 /* ---- authoritative data ---- */
 
 /* The names a chain of CNAMEs (and DNAME substitutions) has reached, the
- * QNAME aside. */
+ * QNAME aside; and the names answered from a wildcard, whose proofs (RFC 4035
+ * 3.1.3.3, RFC 5155 7.2.6) go in the authority section once the answer
+ * section is complete: sections are written in order. */
 struct chain {
 	uint8_t names[CNAME_HOPS][TLD_NAME_MAX];
 	int n;
+	const uint8_t *wild[CNAME_HOPS + 1];    /* name answered from a wildcard */
+	const uint8_t *wild_nc[CNAME_HOPS + 1]; /* its next closer name (NSEC3) */
+	int nwild;
 };
+
+/* The proofs that no closer name matched, for each wildcard answer so far. */
+static void wildcard_proofs(struct ctx *c, struct chain *ch)
+{
+	for (int i = 0; i < ch->nwild && c->dnssec; i++) {
+		if (c->zone->flags & TLD_ZONE_NSEC3)
+			nsec3_proof(c, ch->wild_nc[i], false);
+		else
+			nsec_cover(c, ch->wild[i]);
+	}
+	ch->nwild = 0;
+}
 
 /* After an answer: the CNAME target next (NULL: no CNAME) if it is to be
  * followed here, as a copy in ch; else NULL. Not followed: a target outside
@@ -616,6 +643,7 @@ static const uint8_t *cname_hop(struct ctx *c, const uint8_t *next, struct chain
 		if (tld_name_equal(next, ch->names[i]))
 			return NULL;
 	if (tld_referral_find(c->r, c->zone, next, &ref) > 0) {
+		wildcard_proofs(c, ch); /* authority, before the referral's additional */
 		referral(c, &ref);
 		return NULL;
 	}
@@ -697,15 +725,12 @@ static bool is_nsec3_owner(struct ctx *c, const uint8_t *name)
 	return others == 0;
 }
 
-/* Resolves name inside the zone, following CNAMEs; owner is how the name is
- * written (the query's case for the first hop). */
-static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
+/* The work of authoritative(): answers name, then each name a CNAME or DNAME
+ * leads to, until the answer is complete. */
+static void resolve(struct ctx *c, const uint8_t *name, uint16_t qtype, struct chain *ch)
 {
 	uint8_t wc[TLD_NAME_MAX];
-	struct chain ch;
-	ch.n = 0;
 	const uint8_t *owner = c->q->qname;
-	tld_resp_set_flags(c->resp, TLD_WIRE_AA, 0);
 	while (name != NULL && !c->full) {
 		const uint8_t *next;
 		/* Existence first: one probe settles a name that does not exist,
@@ -718,7 +743,7 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 		if (exists == 1 && is_nsec3_owner(c, name))
 			exists = 0;
 		if (exists == 1 && answer_at(c, name, owner, qtype, &next)) {
-			name = owner = cname_hop(c, next, &ch);
+			name = owner = cname_hop(c, next, ch);
 			continue;
 		}
 		if (exists != 0) { /* RRsets, none of the type; or an empty non-terminal */
@@ -729,7 +754,7 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 		int dname =
 		    (c->zone->flags & TLD_ZONE_DNAME) ? dname_answer(c, name, owner, ce, wc) : -1;
 		if (dname >= 0) { /* wc holds the substituted name */
-			name = owner = dname == 1 ? cname_hop(c, wc, &ch) : NULL;
+			name = owner = dname == 1 ? cname_hop(c, wc, ch) : NULL;
 			continue;
 		}
 		if (!(c->zone->flags & TLD_ZONE_WILDCARD) || !wildcard_of(ce, wc) ||
@@ -739,18 +764,27 @@ static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
 		}
 		/* Wildcard synthesis (RFC 4592): owner stays the name asked for. */
 		if (answer_at(c, wc, owner, qtype, &next)) {
-			if (c->dnssec) {
-				if (c->zone->flags & TLD_ZONE_NSEC3)
-					nsec3_proof(c, nc, false);
-				else
-					nsec_cover(c, name);
-			}
-			name = owner = cname_hop(c, next, &ch);
+			ch->wild[ch->nwild] = name;
+			ch->wild_nc[ch->nwild++] = nc;
+			name = owner = cname_hop(c, next, ch);
 			continue;
 		}
 		nodata(c, name, wc);
 		return;
 	}
+}
+
+/* Resolves name inside the zone, following CNAMEs and DNAMEs; the owner
+ * names written are the query's (its case) for the first hop. */
+static void authoritative(struct ctx *c, const uint8_t *name, uint16_t qtype)
+{
+	struct chain ch;
+	ch.n = ch.nwild = 0;
+	tld_resp_set_flags(c->resp, TLD_WIRE_AA, 0);
+	resolve(c, name, qtype, &ch);
+	wildcard_proofs(c, &ch);
+	if (c->has_extra && !c->full)
+		additional_for(c, &c->extra);
 }
 
 /* ---- CHAOS ---- */
@@ -967,6 +1001,8 @@ size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t 
 		c.rcode = cookie_request(e->conf, &q) ? TLD_RCODE_NOERROR : TLD_RCODE_FORMERR;
 	else if (q.has_opt && q.edns_version != 0)
 		c.rcode = TLD_RCODE_BADVERS;
+	else if (q.has_tsig) /* RFC 8945 5.2.2: no keys here, so every key is unknown */
+		c.rcode = TLD_RCODE_NOTAUTH;
 	else if (q.has_opt && tld_resp_reserve(&resp, our_opt_len(e->conf, &q, tcp)) < 0)
 		c.rcode = TLD_RCODE_SERVFAIL;
 	else
@@ -981,6 +1017,8 @@ size_t tld_engine_answer(tld_engine *e, const uint8_t *pkt, size_t len, uint8_t 
 		add_opt(e, &resp, &q, tcp, client);
 		add_ede(&resp, c.ede);
 	}
+	if (c.rcode == TLD_RCODE_NOTAUTH) /* the TSIG RR is last, after the OPT */
+		tld_resp_add_tsig_error(&resp, &q, TLD_TSIG_BADKEY);
 	/* Rate limiting: UDP only, and not for a client proving its address with
 	 * a valid server cookie (RFC 7873 5.2.3). */
 	if (!tcp && client != NULL && e->conf->rrl != NULL) {

@@ -25,6 +25,8 @@
  *   - NSEC3 owner names treated as names that do not exist (RFC 5155 7.2.8);
  *   - NODATA and NXDOMAIN with the SOA (TTL min(SOA TTL, SOA MINIMUM)) and,
  *     with DO=1, the NSEC or NSEC3 denial proofs;
+ *   - NOTAUTH with an unsigned BADKEY TSIG to a query signed with TSIG (no
+ *     keys are configured: RFC 8945 5.2.2);
  *   - FORMERR, NOTIMP (opcodes other than QUERY), BADVERS (EDNS version > 0),
  *     no reply to responses (QR=1); ANY answered with one RRset,
  *     the smallest (RFC 8482);

@@ -272,8 +272,6 @@ int tld_query_parse(const uint8_t *pkt, size_t len, tld_query *q)
 		q->why = TLD_WHY_QR;
 		return TLD_PARSE_DROP;
 	}
-	if (q->qdcount > 1)
-		return formerr(q, TLD_WHY_QDCOUNT);
 	int why = TLD_WHY_NONE;
 	size_t pos = TLD_HDR_LEN;
 	if (q->qdcount == 1) {
@@ -281,7 +279,16 @@ int tld_query_parse(const uint8_t *pkt, size_t len, tld_query *q)
 			return formerr(q, why);
 		pos = q->question_end;
 	} else {
-		q->question_end = TLD_HDR_LEN; /* no question: its EDNS is still read */
+		/* No question, or several: none is echoed, but the records are
+		 * still read so that the FORMERR carries EDNS when the query did
+		 * (RFC 6891 7). */
+		q->question_end = TLD_HDR_LEN;
+		for (unsigned i = 0; i < q->qdcount; i++) {
+			size_t after;
+			if (name_walk(pkt, len, pos, NULL, &after) < 0 || len - after < 4)
+				return formerr(q, TLD_WHY_QDCOUNT);
+			pos = after + 4;
+		}
 	}
 	const unsigned counts[4] = {0, q->ancount, q->nscount, q->arcount};
 	for (int sec = TLD_SEC_ANSWER; sec <= TLD_SEC_ADDITIONAL; sec++) {
@@ -324,8 +331,8 @@ int tld_query_parse(const uint8_t *pkt, size_t len, tld_query *q)
 	q->msg_end = (uint16_t)pos;
 	q->trailing = pos < len;
 	/* No question: FORMERR, which a server with cookies turns into an answer
-	 * to a COOKIE-only query (RFC 7873 5.4). */
-	return q->qdcount == 0 ? formerr(q, TLD_WHY_QDCOUNT) : TLD_PARSE_OK;
+	 * to a COOKIE-only query (RFC 7873 5.4). Several: FORMERR. */
+	return q->qdcount != 1 ? formerr(q, TLD_WHY_QDCOUNT) : TLD_PARSE_OK;
 }
 
 size_t tld_query_udp_max(const tld_query *q, size_t our_max)
@@ -740,6 +747,36 @@ int tld_resp_add_edns_option(tld_resp *r, uint16_t code, const uint8_t *data, ui
 	r->len += 4 + (size_t)len;
 	put16(opt + 9, (unsigned)(rdlen + 4 + len));
 	return 0;
+}
+
+int tld_resp_add_tsig_error(tld_resp *r, const tld_query *q, uint16_t error)
+{
+	if (!q->has_tsig)
+		return TLD_EINVAL;
+	uint8_t owner[TLD_NAME_MAX], rd[TLD_NAME_MAX + 16];
+	size_t pos = q->tsig_off, rdoff;
+	uint16_t type, rclass, rdlen;
+	uint32_t ttl;
+	int owner_len;
+	if (rr_walk(q->pkt, q->len, &pos, owner, &owner_len, &type, &rclass, &ttl, &rdoff, &rdlen) <
+	    0)
+		return TLD_EMALFORMED;
+	/* algorithm name | time signed (48 bits) | fudge | MAC size | MAC |
+	 * original ID | error | other length | other */
+	const uint8_t *p = q->pkt + rdoff;
+	int alg = tld_name_check(p, rdlen);
+	if (alg < 0 || rdlen < (size_t)alg + 16)
+		return TLD_EMALFORMED;
+	size_t mac = get16(p + alg + 8);
+	if (rdlen < (size_t)alg + 16 + mac)
+		return TLD_EMALFORMED;
+	memcpy(rd, p, (size_t)alg + 8);
+	put16(rd + alg + 8, 0);                       /* no MAC: unsigned */
+	memcpy(rd + alg + 10, p + alg + 10 + mac, 2); /* original ID */
+	put16(rd + alg + 12, error);
+	put16(rd + alg + 14, 0); /* no other data */
+	return tld_resp_add_rr(r, TLD_SEC_ADDITIONAL, owner, TLD_T_TSIG, TLD_C_ANY, 0, rd,
+	                       (uint16_t)(alg + 16));
 }
 
 int tld_resp_finish(tld_resp *r)

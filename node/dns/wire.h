@@ -359,6 +359,17 @@ int tld_resp_add_sigs(tld_resp *r, int section, const uint8_t *owner, uint16_t r
 int tld_resp_add_opt(tld_resp *r, uint16_t udp_size, bool do_bit, const uint8_t *nsid,
                      uint16_t nsid_len);
 
+/* TSIG error codes (RFC 8945 4.3). */
+#define TLD_TSIG_BADKEY 17
+
+/* Appends the unsigned TSIG RR of an error response to a query that carried
+ * a TSIG (RFC 8945 5.3.2): the query's key and algorithm names, time signed
+ * and fudge, no MAC, its original ID, and the TSIG error (TLD_TSIG_BADKEY
+ * from a server that knows no keys). It must be the last record: add it after
+ * the OPT and its options. Returns 0, TLD_EINVAL (the query has no TSIG),
+ * TLD_EMALFORMED (its TSIG RDATA does not parse) or TLD_ESPACE. */
+int tld_resp_add_tsig_error(tld_resp *r, const tld_query *q, uint16_t error);
+
 /* Appends one EDNS option (a server cookie, an extended error...) to the OPT
  * RR, which must be the last thing written. May use the reserved bytes.
  * Returns 0, TLD_EINVAL (no OPT, or records written after it) or TLD_ESPACE

@@ -1041,9 +1041,11 @@ static int put_maybe_append(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v, b
 
 bool tld_referral_type(uint16_t type, bool at_cut)
 {
-	if (at_cut)
-		return type == 2 /* NS */ || type == 43 /* DS */ || type == 47 /* NSEC */;
-	return type == 1 /* A */ || type == 28 /* AAAA */;
+	/* Addresses are glue below the cut, and at the cut itself when the
+	 * delegation names itself as a server (d NS d): RFC 9471 in-domain. */
+	if (type == 1 /* A */ || type == 28 /* AAAA */)
+		return true;
+	return at_cut && (type == 2 /* NS */ || type == 43 /* DS */ || type == 47 /* NSEC */);
 }
 
 /* Builds the blob of the cut whose zid|rel key is ckey[0..clen) into w->buf;

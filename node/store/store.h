@@ -225,9 +225,11 @@ int tld_name_exists(tld_reader *r, const tld_zone *z, const uint8_t *name);
 int tld_cut_find(tld_reader *r, const tld_zone *z, const uint8_t *name, uint8_t *cut);
 
 /*
- * Referral data of a delegation point, kept with its cuts entry: the NS
- * RRset, then the DS and NSEC RRsets of the cut when present, then the A and
- * AAAA RRsets of names below the cut (in-domain glue), each entry being
+ * Referral data of a delegation point, kept with its cuts entry: the RRsets
+ * of the cut (NS; DS and NSEC when present; A and AAAA when the cut names
+ * itself as a server), then the A and AAAA RRsets of names below the cut
+ * (in-domain glue), in canonical order (so an A of the cut comes before its
+ * NS: look entries up by owner and type), each entry being
  *   owner (wire, lower case) | type u16 | value length u32 | RRset value.
  * The store rebuilds it whenever an RRset at or below the cut changes, so a
  * referral is one cursor probe. Views are valid until tld_reader_end().

@@ -31,7 +31,10 @@ one signed with NSEC3 by ldns-signzone (queries at a sample of its NSEC3
 owner names too), and DNAME_ZONE:
 DNAMEs (to names in the zone, out of it, to the apex, into delegations, in
 a loop, one whose substitutions overflow), CNAME loops and CNAMEs into
-delegations, signed by ldns-signzone with NSEC and with NSEC3 opt-out. The mix
+delegations, wildcards whose answers bring more records (a CNAME, and an MX
+with addresses in the zone), a delegation that names itself as its server
+(its own address is its glue), signed by ldns-signzone with NSEC and with
+NSEC3. The mix
 (build_queries): per delegation its first NS name A, www.<deleg> A, <deleg> DS
 with and without DO, <deleg> NS; every glue name A and AAAA; the apex SOA, NS,
 DNSKEY, NSEC, TXT, MX, A, AAAA, NSEC3PARAM, DS and ANY, with and without DO over
@@ -79,6 +82,8 @@ that one aspect (each case is counted and printed):
     the zone at the NS/MX/SRV targets (ZoneModel.additional_for), tldnode's
     must hold all in-domain glue of a referral, and every such RRset tldnode
     left out must be one that does not fit in its response.
+  - A query for a wildcard's own name ("*.x") in an NSEC3 zone: NSD 4.6 adds
+    an NSEC3 beyond the one matching the name (RFC 5155 7.2.3). Ignored.
   - DNAME: NSD 4.6 leaves out the NSEC proof for the name a substitution
     leads to (with NSEC3 it sends it); Knot 3.2 sometimes repeats the
     records of a CNAME/DNAME loop, adds the SOA to YXDOMAIN and answers
@@ -640,6 +645,8 @@ class Comparer:
             sb[1] = sa[1]
         if sa[0] == sb[0] and sa[1] != sb[1] and self.dname_proof_left_out(ma, sa[1], sb[1]):
             sb[1] = sa[1]
+        if sa[0] == sb[0] and sa[1] != sb[1] and self.wildcard_name_extra(q, sa[1], sb[1]):
+            sb[1] = sa[1]
         if sa[0] != sb[0] and sa[1:] == sb[1:] and self.loop_repeated(sa[0], sb[0]):
             sb[0] = sa[0]
         if sa[:2] == sb[:2]:
@@ -705,6 +712,18 @@ class Comparer:
         if not all(dns.rdatatype.NSEC in (k[1], k[2]) for k in aa - ab):
             return False
         self.normalised[f"NSEC proof after a DNAME left out by {self.peer}"] += 1
+        return True
+
+    def wildcard_name_extra(self, q, aa, ab):
+        """A query for a wildcard's own name ("*.x", which exists): the NSEC3
+        matching it proves NODATA (RFC 5155 7.2.3), as tldnode and Knot
+        answer; NSD 4.6 adds another NSEC3, as if the name were expanded.
+        True when that is the only authority difference."""
+        if not q.qname.startswith("*.") or aa - ab:
+            return False
+        if not all(dns.rdatatype.NSEC3 in (k[1], k[2]) for k in ab - aa):
+            return False
+        self.normalised[f"extra NSEC3 from {self.peer} at a wildcard's own name"] += 1
         return True
 
     def loop_repeated(self, aa, ab):
@@ -1010,6 +1029,11 @@ tocut	IN CNAME www.deleg.dntest.
 toapex	IN CNAME dntest.
 cloop1	IN CNAME cloop2.dntest.
 cloop2	IN CNAME cloop1.dntest.
+*.wc	IN CNAME www.dntest.
+*.wmx	IN MX 10 www.dntest.
+self	IN NS self.dntest.
+self	IN A 192.0.2.77
+self	IN AAAA 2001:db8::77
 """
 
 

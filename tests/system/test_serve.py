@@ -1231,3 +1231,76 @@ def test_root_negative(root_node, root):
     r = ask(root_node, "com.", "DS", do=True)
     assert aa(r) and get(r.answer, "com.", T.DS) is not None
     validate(get(r.answer, "com.", T.DS), r.answer, root_keys(root), ROOT_NOW)
+
+
+def optout_zone():
+    """oo.: an NSEC3 opt-out zone built by hand (fake signatures: tldnode does not
+    validate). The chain holds the apex, ns and the secure delegation `sec`; the
+    insecure delegations ins1.ent and ins2.ent, and the empty non-terminal ent above
+    them, have no NSEC3 (RFC 5155 6: opt-out)."""
+    salt, sig = "c0ffee", "AAAA" * 22
+    names = {"oo.": "NS SOA RRSIG DNSKEY NSEC3PARAM", "ns.oo.": "A RRSIG",
+             "sec.oo.": "NS DS RRSIG"}
+    hashed = sorted((dns.dnssec.nsec3_hash(n, salt, 0, 1).lower(), types)
+                    for n, types in names.items())
+    lines = ["$ORIGIN oo.", "$TTL 3600",
+             "@ SOA ns.oo. h.oo. 1 1800 900 604800 300",
+             f"@ RRSIG SOA 13 1 3600 20361231000000 20260101000000 1 oo. {sig}",
+             "@ NS ns.oo.",
+             "@ DNSKEY 257 3 13 mdsswUyr3DPW132mOi8V9xESWE8jTo0dxCjjnopKl+GqJxpVXckHAeF+"
+             "KkxLbxILfDLUT0rAK9iUzy1L53eKGQ==",
+             f"@ NSEC3PARAM 1 0 0 {salt}", "ns A 192.0.2.1",
+             "sec NS ns.example.", "sec DS 1 13 2 " + "00" * 32,
+             "ins1.ent NS ns.example.", "ins2.ent NS ns.example."]
+    for i, (h, types) in enumerate(hashed):
+        nxt = hashed[(i + 1) % len(hashed)][0]
+        lines.append(f"{h} 300 NSEC3 1 1 0 {salt} {nxt} {types}")
+    return "\n".join(lines) + "\n", salt
+
+
+def covers(h, owner, nxt):
+    """Whether an NSEC3 from owner to nxt (base32hex hashes) covers hash h."""
+    return owner < h < nxt if owner < nxt else (h > owner or h < nxt)
+
+
+def test_nsec3_optout_proofs_through_an_empty_non_terminal(tldctl, tldnode_server, tmp_path):
+    """No DS at an opt-out delegation below an empty non-terminal that has no NSEC3 either:
+    the proof is the NSEC3 matching the closest *provable* encloser (the apex here) and an
+    opt-out NSEC3 covering the next closer name (ent.oo.), as a DS query and as a referral
+    (RFC 5155 7.2.4, 7.2.7)."""
+    text, salt = optout_zone()
+    store = tmp_path / "store"
+    import_zone(tldctl, store, write_zone(tmp_path / "oo.zone", text))
+    n = tldnode_server(store)
+    apex_h = dns.dnssec.nsec3_hash("oo.", salt, 0, 1).lower()
+    ent_h = dns.dnssec.nsec3_hash("ent.oo.", salt, 0, 1).lower()
+    for qname, rdtype in (("ins1.ent.oo.", "DS"), ("x.ins2.ent.oo.", "A"),
+                          ("ins2.ent.oo.", "NS")):
+        r = ask(n, qname, rdtype, do=True)
+        assert r.rcode() == dns.rcode.NOERROR, r
+        nsec3 = {rs.name.labels[0].decode().lower(): rs[0] for rs in r.authority
+                 if rs.rdtype == T.NSEC3}
+        assert apex_h in nsec3, (qname, r)  # the closest provable encloser matched
+        covering = [o for o, rd in nsec3.items()
+                    if covers(ent_h, o, rd.to_text().split()[4].lower())]
+        assert covering and all(nsec3[o].flags & 1 for o in covering), (qname, r)
+
+
+def test_tsig_query_gets_notauth_badkey(node):
+    """tldnode knows no TSIG keys: a signed query gets NOTAUTH with an unsigned TSIG whose
+    error is BADKEY (RFC 8945 5.2.2, 5.3.2), which a TSIG client recognises, over UDP and
+    TCP; the same query unsigned is answered."""
+    import dns.tsig
+    import dns.tsigkeyring
+    keyring = dns.tsigkeyring.from_text({"transfer-key.": ("hmac-sha256", "c2VjcmV0" * 4)})
+
+    def signed():
+        m = make("www.sample.", "A", edns=True)
+        m.use_tsig(keyring, keyname="transfer-key.")
+        return m
+    for send in (udp, tcp):
+        with pytest.raises(dns.tsig.PeerBadKey):
+            send(node, signed())
+    raw = raw_udp(node, signed().to_wire())
+    assert raw[3] & 0x0F == dns.rcode.NOTAUTH and struct.unpack("!HHH", raw[6:12]) == (0, 0, 2)
+    assert ask(node, "www.sample.", "A").rcode() == dns.rcode.NOERROR
