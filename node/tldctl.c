@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../replication/client.h"
 #include "../replication/ctl.h"
 #include "../replication/digest.h"
 #include "common/err.h"
@@ -48,7 +49,7 @@ static const char usage_text[] =
     "  digest --store DIR [ZONE]\n"
     "      SHA-256 of each zone's content (or ZONE's), to compare two nodes\n"
     "  push --control URL --key FILE (--zone-file FILE [--create] | --delta FILE)\n"
-    "       [--origin NAME] [--timeout SECONDS]\n"
+    "       [--origin NAME] [--timeout SECONDS] [--max-message BYTES]\n"
     "      send a new version of a zone, or changes (\"+\"/\"-\" lines), to a primary;\n"
     "      returns once the primary has committed and published it, or says why not\n"
     "  status --control URL --key FILE [--json] [--timeout SECONDS]\n"
@@ -102,7 +103,25 @@ enum {
 	OPT_JSON,
 	OPT_TIMEOUT,
 	OPT_METRICS,
+	OPT_MAX_MESSAGE,
 };
+
+/* A size in bytes, with an optional suffix K, M or G; false when it does not
+ * parse or is below min. */
+static bool parse_size(const char *text, unsigned long long min, unsigned long long *out)
+{
+	char *end;
+	unsigned long long v = strtoull(text, &end, 10);
+	int shift = *end == 'G' || *end == 'g'   ? 30
+	            : *end == 'M' || *end == 'm' ? 20
+	            : *end == 'K' || *end == 'k' ? 10
+	                                         : 0;
+	end += shift != 0;
+	if (*end != 0 || v > (~0ull >> shift) || (v << shift) < min)
+		return false;
+	*out = v << shift;
+	return true;
+}
 
 static int split_hostport(const char *text, char *host, size_t hlen, char *port, size_t plen);
 
@@ -134,6 +153,13 @@ static int parse_ctl_opt(int c, const char *arg, tld_ctl_opts *o)
 		if (*end != 0 || o->timeout_s == 0 || o->timeout_s > 86400)
 			return usage("--timeout takes 1..86400 seconds");
 		return EXIT_OK;
+	case OPT_MAX_MESSAGE: {
+		unsigned long long v;
+		if (!parse_size(arg, 1u << 16, &v) || v > TLD_REPL_MAX_MESSAGE_LIMIT)
+			return usage("--max-message takes 64K..2147483647 bytes (suffix K, M, G)");
+		o->max_message = (size_t)v;
+		return EXIT_OK;
+	}
 	default:
 		return usage(NULL);
 	}
@@ -149,6 +175,7 @@ static int parse_opts(int argc, char **argv, bool need_store, struct opts *o)
 	    {"create", no_argument, NULL, OPT_CREATE},
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
 	    {"metrics", required_argument, NULL, OPT_METRICS},
 	    {"store", required_argument, NULL, 's'},
 	    {"origin", required_argument, NULL, 'o'},
@@ -176,13 +203,8 @@ static int parse_opts(int argc, char **argv, bool need_store, struct opts *o)
 			o->quiet = true;
 			break;
 		case 'm': {
-			char *end;
-			unsigned long long v = strtoull(optarg, &end, 10);
-			if (*end == 'G' || *end == 'g')
-				v <<= 30, end++;
-			else if (*end == 'M' || *end == 'm')
-				v <<= 20, end++;
-			if (*end != 0 || v < (1u << 20))
+			unsigned long long v;
+			if (!parse_size(optarg, 1u << 20, &v))
 				return usage(
 				    "--map-size takes a size in bytes (suffix M or G allowed)");
 			o->map_size = (size_t)v;

@@ -12,6 +12,7 @@
 #include "../lb/server.h"
 #include "../lb/takeover.h"
 #include "../replication/keyfile.h"
+#include "../replication/client.h"
 #include "../replication/repl.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -75,6 +76,9 @@ static const char usage_text[] =
     "  --primary URL           replica: the primary's publish address\n"
     "  --heartbeat MS          primary: heartbeat period; replica: report period (100)\n"
     "  --journal-keep N        changes kept in each zone's journal (10000; 0 = all)\n"
+    "  --max-message BYTES     largest replication message (a pushed zone file, a\n"
+    "                          delta) sent or accepted (268435456); the same on every\n"
+    "                          node and on tldctl\n"
     "  --sync full|meta|none   store durability (primary: full, replica: meta)\n"
     "  --help                  this text\n"
     "\n"
@@ -137,6 +141,7 @@ enum {
 	OPT_PRIMARY,
 	OPT_HEARTBEAT,
 	OPT_JOURNAL_KEEP,
+	OPT_MAX_MESSAGE,
 	OPT_SYNC,
 	OPT_RRL_RATE,
 	OPT_RRL_SLIP,
@@ -248,6 +253,11 @@ static int parse_repl_arg(int c, const char *arg, struct config *cf)
 			return usage_error("--journal-keep takes 0..100000000", arg);
 		o->journal_keep = (unsigned)v;
 		return 0;
+	case OPT_MAX_MESSAGE:
+		if (!parse_uint(arg, 1u << 16, TLD_REPL_MAX_MESSAGE_LIMIT, &v))
+			return usage_error("--max-message takes 65536..2147483647 (bytes)", arg);
+		o->max_message = v;
+		return 0;
 	case OPT_SYNC:
 		if (strcmp(arg, "full") == 0)
 			o->sync = TLD_SYNC_FULL;
@@ -307,6 +317,7 @@ static int parse_args(int argc, char **argv, struct config *cf)
 	    {"primary", required_argument, NULL, OPT_PRIMARY},
 	    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
 	    {"journal-keep", required_argument, NULL, OPT_JOURNAL_KEEP},
+	    {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
 	    {"sync", required_argument, NULL, OPT_SYNC},
 	    {"rrl-rate", required_argument, NULL, OPT_RRL_RATE},
 	    {"rrl-slip", required_argument, NULL, OPT_RRL_SLIP},

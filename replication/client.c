@@ -14,10 +14,17 @@
 #define RESEND_NEVER_MS (24 * 3600 * 1000) /* nanomsg would otherwise resend after 60 s */
 #define WAIT_SLICE_MS   50                 /* how often a wait looks at the stop flag */
 
-int tld_nn_unlimited(int sock)
+static size_t max_or_default(size_t max)
 {
-	int unlimited = -1;
-	return nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &unlimited, sizeof(unlimited));
+	if (max == 0)
+		return TLD_REPL_MAX_MESSAGE;
+	return max < TLD_REPL_MAX_MESSAGE_LIMIT ? max : TLD_REPL_MAX_MESSAGE_LIMIT;
+}
+
+int tld_nn_max_message(int sock, size_t max)
+{
+	int v = (int)max_or_default(max);
+	return nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVMAXSIZE, &v, sizeof(v));
 }
 
 static atomic_long nn_held; /* buffers taken and not yet released */
@@ -58,11 +65,13 @@ void tld_nn_check_released(const char *who)
 #endif
 }
 
-int tld_client_open(tld_client *c, const char *url, const tld_keyring *kr, tld_errbuf *eb)
+int tld_client_open(tld_client *c, const char *url, const tld_keyring *kr, size_t max_message,
+                    tld_errbuf *eb)
 {
 	memset(c, 0, sizeof(*c));
 	c->kr = kr;
 	c->sock = -1;
+	c->max_message = max_or_default(max_message);
 	if (kr->count == 0 || tld_msg_sender_init(&c->snd, &kr->keys[0]) < 0)
 		return tld_errf(eb, TLD_EIO, "no key, or no randomness for a sender id");
 	c->sock = nn_socket(AF_SP, NN_REQ);
@@ -70,7 +79,7 @@ int tld_client_open(tld_client *c, const char *url, const tld_keyring *kr, tld_e
 		return tld_errf(eb, TLD_EIO, "nn_socket: %s", nn_strerror(nn_errno()));
 	int resend = RESEND_NEVER_MS;
 	nn_setsockopt(c->sock, NN_REQ, NN_REQ_RESEND_IVL, &resend, sizeof(resend));
-	tld_nn_unlimited(c->sock);
+	tld_nn_max_message(c->sock, c->max_message);
 	if (nn_connect(c->sock, url) < 0) {
 		int e = nn_errno();
 		nn_close(c->sock);
@@ -102,6 +111,14 @@ int tld_client_send(tld_client *c, uint8_t type, const uint8_t *body, size_t len
 	size_t mlen;
 	if (tld_msg_seal(&c->snd, type, body, len, &msg, &mlen) < 0)
 		return tld_errf(eb, TLD_ENOMEM, "out of memory");
+	if (mlen > c->max_message) {
+		free(msg);
+		return tld_errf(
+		    eb, TLD_EINVAL,
+		    "the request is %zu bytes, over the %zu a node accepts (--max-message "
+		    "BYTES, on tldctl and on every node)",
+		    mlen, c->max_message);
+	}
 	int rc = nn_send(c->sock, msg, mlen, 0);
 	free(msg);
 	if (rc < 0)

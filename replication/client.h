@@ -30,18 +30,29 @@ typedef struct tld_client {
 	uint8_t pending_type;
 	atomic_bool *stop; /* when set (and true), waits end early with TLD_ETIMEDOUT */
 	void *reply_msg;   /* the last reply's buffer (nanomsg's), freed on the next call */
+	size_t max_message;
 	uint64_t rejected[TLD_REJ_COUNT];
 } tld_client;
 
+/* The largest replication message a socket accepts by default (a pushed
+ * zone file, a delta, a snapshot chunk): a bound that nanomsg needs, since it
+ * allocates a whole message as soon as its length arrives, before any
+ * authentication, and aborts when that fails. tldnode and tldctl take
+ * --max-message to change it; every node of a cluster needs the same. */
+#define TLD_REPL_MAX_MESSAGE       ((size_t)256 << 20)
+#define TLD_REPL_MAX_MESSAGE_LIMIT ((size_t)0x7fffffff) /* nanomsg takes an int */
+
 /* Creates the REQ socket, connects it to url (nanomsg URL; the connection is
- * made in the background) and signs with the keyring's first key. Errors:
- * TLD_EINVAL (bad URL), TLD_EIO. */
-int tld_client_open(tld_client *c, const char *url, const tld_keyring *kr, tld_errbuf *eb);
+ * made in the background), signs with the keyring's first key, and neither
+ * sends nor accepts a message over max_message bytes (0: the default).
+ * Errors: TLD_EINVAL (bad URL), TLD_EIO. */
+int tld_client_open(tld_client *c, const char *url, const tld_keyring *kr, size_t max_message,
+                    tld_errbuf *eb);
 
 void tld_client_close(tld_client *c);
 
-/* Sends a request (abandoning any in flight). Returns 0, TLD_EIO or
- * TLD_ENOMEM. */
+/* Sends a request (abandoning any in flight). Returns 0, TLD_EINVAL (the
+ * message would exceed max_message: nothing is sent), TLD_EIO or TLD_ENOMEM. */
 int tld_client_send(tld_client *c, uint8_t type, const uint8_t *body, size_t len, tld_errbuf *eb);
 
 /* Waits up to timeout_ms (0: just look) for the reply to the request in
@@ -57,9 +68,10 @@ int tld_client_recv(tld_client *c, int timeout_ms, tld_reply *rep, tld_errbuf *e
 int tld_client_call(tld_client *c, uint8_t type, const uint8_t *body, size_t len, int timeout_ms,
                     tld_reply *rep, tld_errbuf *eb);
 
-/* Applies the socket options every replication socket gets: unlimited
- * message size for sockets that receive (NN_RCVMAXSIZE -1). */
-int tld_nn_unlimited(int sock);
+/* Sets the largest message a receiving socket accepts (NN_RCVMAXSIZE;
+ * 0: TLD_REPL_MAX_MESSAGE). A larger one makes nanomsg drop the connection
+ * (the sender then times out). Returns 0 or -1 (nn_errno()). */
+int tld_nn_max_message(int sock, size_t max);
 
 /*
  * Every message buffer replication takes from nanomsg goes through these

@@ -39,7 +39,7 @@ static int connect_primary(const tld_ctl_opts *o, tld_keyring *kr, tld_client *c
 		return failf("key file", eb.msg);
 	if (kr->world_readable)
 		fprintf(stderr, "tldctl: warning: %s is readable by every user\n", o->key_file);
-	if (tld_client_open(cl, o->control_url, kr, &eb) < 0) {
+	if (tld_client_open(cl, o->control_url, kr, o->max_message, &eb) < 0) {
 		tld_keyring_clear(kr);
 		return failf("control", eb.msg);
 	}

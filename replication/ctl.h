@@ -3,6 +3,7 @@
 #define TLD_CTL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* What `tldctl push` and `tldctl status` take. */
 typedef struct tld_ctl_opts {
@@ -14,6 +15,7 @@ typedef struct tld_ctl_opts {
 	bool create;            /* push --zone-file: make the zone if the primary lacks it */
 	bool json;              /* status: JSON instead of a table */
 	unsigned timeout_s;     /* how long to wait for the reply (0: push 300 s, status 10 s) */
+	size_t max_message;     /* largest request or reply, bytes (0: TLD_REPL_MAX_MESSAGE) */
 } tld_ctl_opts;
 
 /* Sends the push and waits until the primary has committed and published

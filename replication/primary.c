@@ -38,7 +38,7 @@ struct primary {
 
 /* ---- set-up ---- */
 
-static int bind_sock(int *sock, int proto, const char *url, tld_errbuf *eb)
+static int bind_sock(int *sock, int proto, const char *url, size_t max_message, tld_errbuf *eb)
 {
 	*sock = nn_socket(AF_SP, proto);
 	if (*sock < 0)
@@ -47,7 +47,7 @@ static int bind_sock(int *sock, int proto, const char *url, tld_errbuf *eb)
 		int sz = PUB_SNDBUF;
 		nn_setsockopt(*sock, NN_SOL_SOCKET, NN_SNDBUF, &sz, sizeof(sz));
 	} else {
-		tld_nn_unlimited(*sock);
+		tld_nn_max_message(*sock, max_message);
 	}
 	if (nn_bind(*sock, url) < 0) {
 		int e = nn_errno();
@@ -64,9 +64,9 @@ int primary_init(tld_repl *r, tld_errbuf *eb)
 	if (p == NULL)
 		return tld_errf(eb, TLD_ENOMEM, "out of memory");
 	p->pub = p->rep = -1;
-	int err = bind_sock(&p->pub, NN_PUB, r->o.publish_url, eb);
+	int err = bind_sock(&p->pub, NN_PUB, r->o.publish_url, 0, eb);
 	if (err == 0)
-		err = bind_sock(&p->rep, NN_REP, r->o.control_url, eb);
+		err = bind_sock(&p->rep, NN_REP, r->o.control_url, r->o.max_message, eb);
 	if (err < 0) {
 		if (p->pub >= 0)
 			nn_close(p->pub);
@@ -682,9 +682,11 @@ static void serve_request(tld_repl *r, const uint8_t *buf, size_t len)
 {
 	tld_msg m;
 	enum tld_reject why;
-	if (tld_msg_open(r->o.keys, buf, len, &m, &why) < 0 ||
-	    tld_replay_check(&r->p->guard, &m, tld_now_ms(), &why) < 0) {
-		repl_reject(r, why, "control", why == TLD_REJ_MALFORMED ? NULL : &m);
+	bool opened = tld_msg_open(r->o.keys, buf, len, &m, &why) == 0;
+	if (!opened || tld_replay_check(&r->p->guard, &m, tld_now_ms(), &why) < 0) {
+		/* m is filled only when the envelope opened (a stale or replayed
+		 * message); for a bad MAC or an unknown key it is not. */
+		repl_reject(r, why, "control", opened ? &m : NULL);
 		return send_notice(r, why);
 	}
 	if (m.type == TLD_MSG_DELTA || m.type == TLD_MSG_HEARTBEAT || m.type == TLD_MSG_REPLY) {

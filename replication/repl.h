@@ -59,6 +59,8 @@ typedef struct tld_repl_opts {
 	unsigned journal_keep;       /* changes kept per zone (10000; 0 = all) */
 	unsigned request_timeout_ms; /* replica: catch-up / snapshot request timeout (5000) */
 	unsigned snapshot_chunk;     /* primary: bytes per snapshot chunk (4 MiB) */
+	size_t max_message;          /* largest message received or sent, bytes (0:
+	                                TLD_REPL_MAX_MESSAGE, 256 MiB) */
 	int sync;                    /* enum tld_repl_sync */
 } tld_repl_opts;
 

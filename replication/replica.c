@@ -222,7 +222,7 @@ int replica_init(tld_repl *r, tld_errbuf *eb)
 	struct replica *rp = calloc(1, sizeof(*rp));
 	if (rp == NULL)
 		return tld_errf(eb, TLD_ENOMEM, "out of memory");
-	int err = tld_client_open(&rp->cl, r->o.control_url, r->o.keys, eb);
+	int err = tld_client_open(&rp->cl, r->o.control_url, r->o.keys, r->o.max_message, eb);
 	if (err < 0) {
 		free(rp);
 		return err;
@@ -231,7 +231,7 @@ int replica_init(tld_repl *r, tld_errbuf *eb)
 	rp->sub = nn_socket(AF_SP, NN_SUB);
 	int sz = SUB_RCVBUF;
 	if (rp->sub < 0 || nn_setsockopt(rp->sub, NN_SUB, NN_SUB_SUBSCRIBE, "", 0) < 0 ||
-	    tld_nn_unlimited(rp->sub) < 0 ||
+	    tld_nn_max_message(rp->sub, r->o.max_message) < 0 ||
 	    nn_setsockopt(rp->sub, NN_SOL_SOCKET, NN_RCVBUF, &sz, sizeof(sz)) < 0 ||
 	    nn_connect(rp->sub, r->o.primary_url) < 0) {
 		err = tld_errf(eb, TLD_EIO, "%s: %s", r->o.primary_url, nn_strerror(nn_errno()));
@@ -441,9 +441,9 @@ static void on_pub(tld_repl *r, void *buf, size_t len)
 	tld_msg m;
 	enum tld_reject why;
 	bool kept = false;
-	if (tld_msg_open(r->o.keys, buf, len, &m, &why) < 0 ||
-	    tld_replay_check(&rp->guard, &m, tld_now_ms(), &why) < 0)
-		repl_reject(r, why, "subscription", why == TLD_REJ_MALFORMED ? NULL : &m);
+	bool opened = tld_msg_open(r->o.keys, buf, len, &m, &why) == 0;
+	if (!opened || tld_replay_check(&rp->guard, &m, tld_now_ms(), &why) < 0)
+		repl_reject(r, why, "subscription", opened ? &m : NULL); /* m: only if opened */
 	else if (m.type == TLD_MSG_DELTA)
 		kept = on_delta(r, &m, buf);
 	else if (m.type == TLD_MSG_HEARTBEAT)

@@ -9,6 +9,7 @@ test ends with each replica's content equal to the primary's (tldctl digest).
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import time
@@ -23,7 +24,7 @@ import dns.zone
 import pytest
 
 import replproto as rp
-from conftest import SHARED_ZONES, binary, check, free_port, run
+from conftest import SHARED_ZONES, binary, check, describe, free_port, run
 
 ORIGIN = "tld."
 SYNC_TIMEOUT = 60  # seconds for the cluster to converge (generous: CI machines are busy)
@@ -586,3 +587,37 @@ def test_push_dname_served_everywhere(cluster, tmp_path):
         # ns.glued is glue below the glued delegation: the chain ends in its referral
         assert [rr.to_text() for rr in r.authority] == [
             f"glued.{ORIGIN} 3600 IN NS ns.glued.{ORIGIN}"], r
+
+
+def sp_frame_header(proto, length):
+    """A nanomsg TCP connection's opening (the SP header naming protocol proto) and the
+    8-byte length of a first message that is never sent."""
+    return b"\x00SP\x00" + struct.pack("!HH", proto, 0) + struct.pack("!Q", length)
+
+
+def test_oversized_frame_does_not_crash_the_primary(cluster, tmp_path):
+    """Before any authentication, nanomsg allocates a whole message as soon as its length
+    arrives. Lengths of 2^62 and 300 MiB (over the 256 MiB --max-message) from an
+    unauthenticated peer on the control socket are refused by dropping the connection:
+    the primary stays up and takes pushes. tldctl says why before sending a push over its
+    --max-message."""
+    cluster.start_primary(zone_text=SMALL_ZONE)
+    cluster.start_replica("r1")
+    cluster.wait_in_sync()
+    host, port = cluster.ctl_url.removeprefix("tcp://").rsplit(":", 1)
+    for length in (1 << 62, 300 << 20):
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            s.sendall(sp_frame_header(48, length))  # 48: NN_REQ, the peer a REP accepts
+            s.settimeout(5)
+            try:
+                while s.recv(4096):  # the primary's SP header, then it closes
+                    pass
+            except (ConnectionResetError, socket.timeout):
+                pass
+    assert cluster.primary.alive()
+    check(cluster.push_delta(adds_delta(tmp_path / "after.delta", "after", 1)))
+    cluster.wait_in_sync()
+    big = adds_delta(tmp_path / "big.delta", "big", 5000)  # about 200 KB of records
+    p = cluster.ctl("push", "--delta", big, "--max-message", "64K")
+    assert p.returncode == 1 and "over the 65536 a node accepts" in p.stderr, describe(p)
+    assert cluster.primary.alive()
