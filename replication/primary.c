@@ -298,6 +298,16 @@ static void push_delta(tld_repl *r, const tld_msg *m, tld_wbuf *out)
 /* A pushed zone that the primary does not have yet (push --create). */
 static int create_zone(tld_repl *r, tld_writer *w, const tld_zdata *zd, tld_zone *z, tld_errbuf *eb)
 {
+	pthread_mutex_lock(&r->lock);
+	unsigned zones = r->stats->nzones; /* counted by the last heartbeat */
+	pthread_mutex_unlock(&r->lock);
+	if (zones >= TLD_REPL_MAX_ZONES) {
+		tld_writer_abort(w);
+		return tld_errf(eb, TLD_EINVAL,
+		                "the primary already has %u zones, as many as a "
+		                "cluster replicates",
+		                zones);
+	}
 	tld_import_stats is;
 	int err = tld_zdata_write(zd, w, z, &is, eb);
 	if (err == 0)
@@ -591,18 +601,23 @@ static void peers_to_stats(tld_repl *r, uint64_t now)
 /* REPORT: a replica's state. */
 static void report(tld_repl *r, const tld_msg *m, tld_wbuf *out)
 {
-	tld_report rep;
+	tld_report *rep = malloc(sizeof(*rep)); /* ~290 KB: not on the stack */
+	if (rep == NULL)
+		return reply_error(out, m, TLD_ENOMEM, "out of memory");
 	tld_rbuf rb = tld_rbuf_make(m->body, m->body_len);
-	tld_report_read(&rb, &rep);
-	if (!tld_r_done(&rb) || rep.name[0] == 0)
-		return reply_error(out, m, TLD_EMALFORMED, "malformed report");
-	struct peer *pe = peer_slot(r->p, rep.name);
-	if (pe == NULL)
-		return reply_error(out, m, TLD_ENOMEM, "too many nodes");
-	pe->rep = rep;
-	pe->last_seen_ms = tld_now_ms();
-	peers_to_stats(r, pe->last_seen_ms);
-	tld_reply_begin(out, m->sender, m->seq, m->type, TLD_OK);
+	tld_report_read(&rb, rep);
+	struct peer *pe = NULL;
+	if (!tld_r_done(&rb) || rep->name[0] == 0)
+		reply_error(out, m, TLD_EMALFORMED, "malformed report");
+	else if ((pe = peer_slot(r->p, rep->name)) == NULL)
+		reply_error(out, m, TLD_ENOMEM, "too many nodes");
+	if (pe != NULL) {
+		pe->rep = *rep;
+		pe->last_seen_ms = tld_now_ms();
+		peers_to_stats(r, pe->last_seen_ms);
+		tld_reply_begin(out, m->sender, m->seq, m->type, TLD_OK);
+	}
+	free(rep);
 }
 
 /* The primary's own line of the status table. */

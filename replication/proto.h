@@ -120,7 +120,7 @@ int tld_reply_parse(const uint8_t *body, size_t len, tld_reply *out);
 
 /* ---- reports: a node's state as the primary's status table shows it ---- */
 
-#define TLD_REPORT_ZONES 64
+#define TLD_REPORT_ZONES 1024 /* TLD_REPL_MAX_ZONES; the struct is ~290 KB: heap */
 
 /* Counters a node reports (the same set every node keeps; see repl.h). */
 #define TLD_REPORT_COUNTERS 32

@@ -111,7 +111,10 @@ enum tld_repl_counter {
 /* Short snake_case name of a counter ("gaps", "rejected_bad_mac", ...). */
 const char *tld_repl_counter_name(int counter);
 
-#define TLD_REPL_STATS_ZONES 64
+/* Zones a cluster replicates: a registry's hundreds of TLDs. A primary refuses
+ * to create more; a replica that hears of more logs it and is not in sync. */
+#define TLD_REPL_MAX_ZONES   1024
+#define TLD_REPL_STATS_ZONES TLD_REPL_MAX_ZONES
 #define TLD_REPL_STATS_PEERS 256
 
 typedef struct tld_repl_zone_stats {

@@ -10,7 +10,7 @@
 #include "../node/common/log.h"
 #include "repl_int.h"
 
-#define MAX_ZONES       TLD_REPL_STATS_ZONES
+#define MAX_ZONES       TLD_REPL_MAX_ZONES
 #define BATCH_MAX       256 /* deltas applied in one write transaction */
 #define BATCH_BYTES     (32u << 20)
 #define DRAIN_MAX       1024 /* messages taken from SUB per loop */
@@ -58,6 +58,7 @@ struct replica {
 	tld_replay guard;
 	struct rzone zones[MAX_ZONES];
 	unsigned nzones;
+	bool zones_full; /* the primary has more zones than MAX_ZONES: never in sync */
 	struct pending batch[BATCH_MAX];
 	unsigned nbatch;
 	size_t batch_bytes;
@@ -84,8 +85,17 @@ static struct rzone *zone_find(struct replica *rp, const uint8_t *apex)
 static struct rzone *zone_add(struct replica *rp, const uint8_t *apex)
 {
 	struct rzone *z = zone_find(rp, apex);
-	if (z != NULL || rp->nzones == MAX_ZONES)
+	if (z != NULL)
 		return z;
+	if (rp->nzones == MAX_ZONES) {
+		if (!rp->zones_full)
+			tld_log(TLD_LOG_ERR,
+			        "the primary has more than %u zones: %s and any beyond it are not "
+			        "replicated here",
+			        MAX_ZONES, repl_name(apex).s);
+		rp->zones_full = true;
+		return NULL;
+	}
 	z = &rp->zones[rp->nzones++];
 	memset(z, 0, sizeof(*z));
 	memcpy(z->apex, apex, tld_name_len(apex));
@@ -696,7 +706,7 @@ static bool compute_sync(tld_repl *r)
 	uint64_t stale = 5 * (uint64_t)r->o.heartbeat_ms;
 	if (stale < HB_STALE_MIN_MS)
 		stale = HB_STALE_MIN_MS;
-	if (!rp->hb_seen || repl_mono_ms() - rp->last_hb > stale)
+	if (!rp->hb_seen || repl_mono_ms() - rp->last_hb > stale || rp->zones_full)
 		return false;
 	for (unsigned i = 0; i < rp->nzones; i++) {
 		const struct rzone *z = &rp->zones[i];

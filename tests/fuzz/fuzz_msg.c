@@ -62,7 +62,7 @@ static void parse_reply(const uint8_t *p, size_t n)
 static void parse_body(uint8_t type, const uint8_t *p, size_t n)
 {
 	tld_delta_view v;
-	tld_report rep;
+	static tld_report rep; /* ~290 KB */
 	tld_rbuf rb = tld_rbuf_make(p, n);
 	switch (type) {
 	case TLD_MSG_DELTA:

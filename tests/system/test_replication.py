@@ -621,3 +621,45 @@ def test_oversized_frame_does_not_crash_the_primary(cluster, tmp_path):
     p = cluster.ctl("push", "--delta", big, "--max-message", "64K")
     assert p.returncode == 1 and "over the 65536 a node accepts" in p.stderr, describe(p)
     assert cluster.primary.alive()
+
+
+def test_a_registry_of_many_zones(cluster, tmp_path):
+    """A registry runs hundreds of TLDs from one cluster: a primary with 300 zones (more than
+    the 64 replicas used to track) brings a new replica fully in sync, every zone served,
+    and a change to the last zone reaches it."""
+    n = 300
+    store = tmp_path / "primary"
+    for i in range(n):
+        z = tmp_path / f"z{i}.zone"
+        z.write_text(SMALL_ZONE.replace("tld.", f"tld{i}."))
+        check(run(binary("tldctl"), "import", "--store", store, "--quiet", z))
+    cluster.start_primary()
+    r1 = cluster.start_replica("r1")
+    st = cluster.wait_in_sync(timeout=120)
+    rows = [z for node in st["nodes"] if node["name"] == "r1" for z in node["zones"]]
+    assert len(rows) == n, len(rows)
+    for i in (0, n // 2, n - 1):
+        r = r1.query(f"tld{i}.", "SOA")
+        assert r.rcode() == dns.rcode.NOERROR and r.answer, (i, r)
+    check(cluster.push_delta(adds_delta(tmp_path / "last.delta", "last", 1, f"tld{n - 1}.")))
+    cluster.wait_in_sync(timeout=60)
+    r = r1.query(f"x.dlast-0.tld{n - 1}.", "A")
+    assert any(rr.rdtype == dns.rdatatype.NS for rr in r.authority), r
+
+
+def test_zone_limit_refused_at_the_primary(cluster, tmp_path):
+    """At 1024 zones (TLD_REPL_MAX_ZONES) the primary refuses `push --create` of another, with
+    a message, and changes nothing; a push to an existing zone still goes through."""
+    store = tmp_path / "primary"
+    for i in range(1024):
+        z = tmp_path / "z.zone"
+        z.write_text(SMALL_ZONE.replace("tld.", f"tld{i}."))
+        check(run(binary("tldctl"), "import", "--store", store, "--quiet", z))
+    cluster.start_primary()
+    time.sleep(0.5)  # a heartbeat has counted the zones
+    extra = tmp_path / "extra.zone"
+    extra.write_text(SMALL_ZONE.replace("tld.", "one-too-many."))
+    p = cluster.push_zone(extra, "--create")
+    assert p.returncode == 1 and "1024 zones" in p.stderr, describe(p)
+    assert cluster.primary.query("one-too-many.", "SOA").rcode() == dns.rcode.REFUSED
+    check(cluster.push_delta(adds_delta(tmp_path / "d.delta", "d", 1, "tld7.")))
