@@ -76,6 +76,7 @@ static const char usage_text[] =
     "  --primary URL           replica: the primary's publish address\n"
     "  --heartbeat MS          primary: heartbeat period; replica: report period (100)\n"
     "  --journal-keep N        changes kept in each zone's journal (10000; 0 = all)\n"
+    "  --request-timeout MS    replica: catch-up / snapshot request timeout (5000)\n"
     "  --max-message BYTES     largest replication message (a pushed zone file, a\n"
     "                          delta) sent or accepted (268435456); the same on every\n"
     "                          node and on tldctl\n"
@@ -142,6 +143,7 @@ enum {
 	OPT_HEARTBEAT,
 	OPT_JOURNAL_KEEP,
 	OPT_MAX_MESSAGE,
+	OPT_REQUEST_TIMEOUT,
 	OPT_SYNC,
 	OPT_RRL_RATE,
 	OPT_RRL_SLIP,
@@ -253,6 +255,11 @@ static int parse_repl_arg(int c, const char *arg, struct config *cf)
 			return usage_error("--journal-keep takes 0..100000000", arg);
 		o->journal_keep = (unsigned)v;
 		return 0;
+	case OPT_REQUEST_TIMEOUT:
+		if (!parse_uint(arg, 1, 3600000, &v))
+			return usage_error("--request-timeout takes 1..3600000 (ms)", arg);
+		o->request_timeout_ms = (unsigned)v;
+		return 0;
 	case OPT_MAX_MESSAGE:
 		if (!parse_uint(arg, 1u << 16, TLD_REPL_MAX_MESSAGE_LIMIT, &v))
 			return usage_error("--max-message takes 65536..2147483647 (bytes)", arg);
@@ -318,6 +325,7 @@ static int parse_args(int argc, char **argv, struct config *cf)
 	    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
 	    {"journal-keep", required_argument, NULL, OPT_JOURNAL_KEEP},
 	    {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+	    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 	    {"sync", required_argument, NULL, OPT_SYNC},
 	    {"rrl-rate", required_argument, NULL, OPT_RRL_RATE},
 	    {"rrl-slip", required_argument, NULL, OPT_RRL_SLIP},

@@ -552,8 +552,11 @@ static void snap_next(tld_repl *r, const tld_msg *m, tld_wbuf *out)
 	if (!tld_r_done(&rb))
 		return reply_error(out, m, TLD_EMALFORMED, "malformed snapshot request");
 	snap_session *s = session_find(r->p, id);
+	/* Not ENOENT, which tells a replica the zone is gone: the session is
+	 * (expired, or this primary restarted), so the replica starts again. */
 	if (s == NULL)
-		return reply_error(out, m, TLD_ENOENT, "no such snapshot session (expired?)");
+		return reply_error(out, m, TLD_EBUSY,
+		                   "no such snapshot session (expired, or the primary restarted)");
 	snap_reply(r, s, m, false, out);
 }
 

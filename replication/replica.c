@@ -20,6 +20,10 @@
 #define HB_STALE_MIN_MS 1000 /* no heartbeat for this long (or 5 periods): not in sync */
 #define PUB_SENDERS     64
 #define STALL_RETRY_MS  500 /* no space: retry applying this often (snapshots back off to 5 s) */
+/* Catch-ups that time out this many times in a row give way to a snapshot,
+ * which comes in chunks that each fit a request's time, where a catch-up
+ * reply holds at least one whole delta, however large. */
+#define CATCHUP_TIMEOUTS_MAX 3
 
 enum need { NEED_NONE = 0, NEED_CATCHUP, NEED_SNAPSHOT };
 
@@ -607,6 +611,11 @@ static void resolve(tld_repl *r, struct rzone *z)
 		if (err == TLD_ETIMEDOUT || err == TLD_EAUTH || err == TLD_EIO)
 			repl_count(r, TLD_RC_REQUEST_FAILURES, 1);
 		z->failures++;
+		if (z->need == NEED_CATCHUP && err == TLD_ETIMEDOUT &&
+		    z->failures >= CATCHUP_TIMEOUTS_MAX) {
+			need(r, z, NEED_SNAPSHOT, "catch-up timed out repeatedly (a large delta?)");
+			z->failures = 0;
+		}
 		uint64_t backoff = 100u << (z->failures < 6 ? z->failures : 6);
 		z->retry_at = repl_mono_ms() + (backoff < RETRY_MAX_MS ? backoff : RETRY_MAX_MS);
 		if (!atomic_load(&r->stop))

@@ -663,3 +663,25 @@ def test_zone_limit_refused_at_the_primary(cluster, tmp_path):
     assert p.returncode == 1 and "1024 zones" in p.stderr, describe(p)
     assert cluster.primary.query("one-too-many.", "SOA").rcode() == dns.rcode.REFUSED
     check(cluster.push_delta(adds_delta(tmp_path / "d.delta", "d", 1, "tld7.")))
+
+
+def test_catchup_that_keeps_timing_out_gives_way_to_a_snapshot(cluster, tmp_path):
+    """r1 misses a large delta (the relay drops it) and its catch-up request cannot be
+    answered in time (--request-timeout 1 ms against a reply of several MB): after three
+    timeouts in a row it asks for a snapshot instead of retrying the catch-up forever."""
+    cluster.start_primary(zone_text=SMALL_ZONE)
+    relay = cluster.relay("r1")
+    relay.drop = lambda env: env["type"] == rp.DELTA
+    r1 = cluster.start_replica("r1", primary_url=relay.url)
+    cluster.wait_in_sync()  # the zone is in r1's store; now requests cannot succeed
+    r1.stop()
+    r1 = cluster.start_replica("r1", primary_url=relay.url, extra=["--request-timeout", "1"])
+    check(cluster.push_delta(adds_delta(tmp_path / "big.delta", "big", 40000)))
+    deadline = time.monotonic() + 60
+    while "catch-up timed out repeatedly" not in r1.log_text():
+        assert time.monotonic() < deadline, r1.log_text()[-3000:]
+        time.sleep(0.2)
+    log = r1.log_text()
+    assert "snapshot needed: catch-up timed out repeatedly" in log, log[-3000:]
+    assert log.count("re-sync failed") >= 3
+    assert r1.alive()
