@@ -34,6 +34,8 @@ struct primary {
 	struct peer *peers;
 	size_t npeers;
 	uint64_t next_hb;
+	const tld_msg *push; /* the push being served: its result is recorded */
+	uint32_t push_from;  /* the zone's serial before it */
 };
 
 /* ---- set-up ---- */
@@ -124,6 +126,89 @@ static void reply_push(tld_wbuf *b, const tld_msg *m, uint32_t from, uint32_t to
 	tld_w_bytes(b, text, n);
 }
 
+/* ---- push records ----
+ *
+ * nanomsg's REQ socket sends a request again when its connection drops
+ * before the reply: a push the primary committed may come back (to the same
+ * primary, or to it restarted). Its replay guard would refuse it, and tldctl
+ * would report as refused a change that was made; restarted, the primary
+ * would apply it twice. So each committed push leaves a record, in the same
+ * transaction, under its sender: its seq and result. A push that comes back
+ * is answered from the record, not applied again. Records older than
+ * PUSH_RECORD_MS are dropped as new ones are written.
+ */
+
+#define PUSH_RECORD_MS     (3600u * 1000)
+#define PUSH_RECORD_PREFIX "repl.push."
+
+struct push_record { /* big-endian on disk, in this order */
+	uint64_t seq, time_ms;
+	uint32_t from, to, ops;
+	uint8_t apex[TLD_NAME_MAX];
+};
+
+static size_t push_record_key(uint64_t sender, uint8_t *key)
+{
+	size_t n = strlen(PUSH_RECORD_PREFIX);
+	memcpy(key, PUSH_RECORD_PREFIX, n);
+	tld_put_be64(key + n, sender);
+	return n + 8;
+}
+
+static bool push_record_old(const void *val, size_t len, void *now)
+{
+	return len < 16 ||
+	       tld_get_be64((const uint8_t *)val + 8) + PUSH_RECORD_MS < *(const uint64_t *)now;
+}
+
+/* In w, before its commit: the result of the push being served, if any. */
+static int push_record_write(tld_repl *r, tld_writer *w, const tld_zone *z, uint32_t ops,
+                             tld_errbuf *eb)
+{
+	const tld_msg *m = r->p->push;
+	if (m == NULL)
+		return TLD_OK;
+	uint64_t now = tld_now_ms();
+	uint8_t key[32], val[28 + TLD_NAME_MAX];
+	int err = tld_writer_record_prune(w, PUSH_RECORD_PREFIX, strlen(PUSH_RECORD_PREFIX),
+	                                  push_record_old, &now, eb);
+	if (err < 0)
+		return err;
+	tld_put_be64(val, m->seq);
+	tld_put_be64(val + 8, now);
+	tld_put_be32(val + 16, r->p->push_from);
+	tld_put_be32(val + 20, z->serial);
+	tld_put_be32(val + 24, ops);
+	size_t alen = tld_name_len(z->apex);
+	memcpy(val + 28, z->apex, alen);
+	return tld_writer_record_put(w, key, push_record_key(m->sender, key), val, 28 + alen, eb);
+}
+
+/* The record of push m if it was committed before: true with *pr filled. */
+static bool push_record_find(tld_repl *r, const tld_msg *m, struct push_record *pr)
+{
+	uint8_t key[32];
+	const void *v;
+	size_t len;
+	bool found = false;
+	if (tld_reader_begin(&r->rd) < 0)
+		return false;
+	if (tld_reader_record_get(&r->rd, key, push_record_key(m->sender, key), &v, &len) == 0 &&
+	    len > 28 && tld_get_be64(v) == m->seq &&
+	    tld_name_check((const uint8_t *)v + 28, len - 28) == (int)(len - 28)) {
+		const uint8_t *p = v;
+		pr->seq = m->seq;
+		pr->time_ms = tld_get_be64(p + 8);
+		pr->from = tld_get_be32(p + 16);
+		pr->to = tld_get_be32(p + 20);
+		pr->ops = tld_get_be32(p + 24);
+		memcpy(pr->apex, p + 28, len - 28);
+		found = true;
+	}
+	tld_reader_end(&r->rd);
+	return found;
+}
+
 /* ---- publishing ---- */
 
 static void publish_delta(tld_repl *r, const tld_delta *d)
@@ -193,6 +278,8 @@ static int commit_delta(tld_repl *r, tld_writer *w, tld_zone *z, const tld_delta
 		err = tld_errf(eb, err, "internal error: the delta does not parse");
 	else
 		err = tld_delta_apply(w, z, &v, r->o.journal_keep, eb);
+	if (err == 0)
+		err = push_record_write(r, w, z, d->count, eb);
 	if (err < 0) {
 		tld_writer_abort(w);
 		return tld_store_space_error(r->st, err, eb);
@@ -287,6 +374,7 @@ static void push_delta(tld_repl *r, const tld_msg *m, tld_wbuf *out)
 		return push_done(r, m, out, err, &eb, 0, 0, 0, "");
 	}
 	uint32_t from = z.serial;
+	r->p->push_from = from;
 	if ((err = build_push_delta(&w, &z, &pushed, &d, &eb)) < 0)
 		tld_writer_abort(&w);
 	else
@@ -312,6 +400,8 @@ static int create_zone(tld_repl *r, tld_writer *w, const tld_zdata *zd, tld_zone
 	int err = tld_zdata_write(zd, w, z, &is, eb);
 	if (err == 0)
 		err = tld_zone_publish(w, z, eb);
+	if (err == 0)
+		err = push_record_write(r, w, z, (uint32_t)is.records, eb);
 	if (err < 0) {
 		tld_writer_abort(w);
 		return err;
@@ -372,7 +462,7 @@ static void push_zone(tld_repl *r, const tld_msg *m, tld_wbuf *out)
 	bool created = false;
 	if (err == 0) {
 		repl_zone_load(r, tld_zdata_apex(zd), &z);
-		from = z.serial;
+		from = r->p->push_from = z.serial;
 		err = diff_zone(r, zd, (flags & 1) != 0, &z, &ops, &created, &eb);
 	}
 	if (err == 0 && created)
@@ -674,9 +764,12 @@ static void dispatch(tld_repl *r, const tld_msg *m, tld_wbuf *out)
 	case TLD_MSG_SNAP_NEXT:
 		return snap_next(r, m, out);
 	case TLD_MSG_PUSH_ZONE:
-		return push_zone(r, m, out);
 	case TLD_MSG_PUSH_DELTA:
-		return push_delta(r, m, out);
+		r->p->push = m;
+		r->p->push_from = 0;
+		(m->type == TLD_MSG_PUSH_ZONE ? push_zone : push_delta)(r, m, out);
+		r->p->push = NULL;
+		return;
 	case TLD_MSG_REPORT:
 		return report(r, m, out);
 	case TLD_MSG_STATUS:
@@ -695,12 +788,35 @@ static void send_notice(tld_repl *r, enum tld_reject why)
 	nn_send(r->p->rep, buf, n, NN_DONTWAIT);
 }
 
+/* A push committed before (see push records): answered from its record. */
+static bool push_came_back(tld_repl *r, const tld_msg *m)
+{
+	struct push_record pr;
+	if ((m->type != TLD_MSG_PUSH_ZONE && m->type != TLD_MSG_PUSH_DELTA) ||
+	    !push_record_find(r, m, &pr))
+		return false;
+	char text[1200];
+	snprintf(text, sizeof(text),
+	         "%s: serial %u -> %u, %u changes (sent again after a lost "
+	         "reply: applied once)",
+	         repl_name(pr.apex).s, pr.from, pr.to, pr.ops);
+	tld_log(TLD_LOG_INFO, "push came back: %s", text);
+	tld_wbuf out = {0};
+	reply_push(&out, m, pr.from, pr.to, pr.ops, text);
+	if (!out.oom && repl_send(r, r->p->rep, TLD_MSG_REPLY, out.p, out.len, 0) < 0)
+		tld_log(TLD_LOG_WARN, "control: reply not sent: %s", nn_strerror(nn_errno()));
+	tld_wbuf_free(&out);
+	return true;
+}
+
 /* Authenticates one request and answers it (a REP socket must answer each). */
 static void serve_request(tld_repl *r, const uint8_t *buf, size_t len)
 {
 	tld_msg m;
 	enum tld_reject why;
 	bool opened = tld_msg_open(r->o.keys, buf, len, &m, &why) == 0;
+	if (opened && push_came_back(r, &m))
+		return;
 	if (!opened || tld_replay_check(&r->p->guard, &m, tld_now_ms(), &why) < 0) {
 		/* m is filled only when the envelope opened (a stale or replayed
 		 * message); for a bad MAC or an unknown key it is not. */

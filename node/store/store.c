@@ -192,6 +192,45 @@ static int meta_put(tld_store *st, MDB_txn *txn, const char *name, const void *v
 	return mdb_put(txn, st->meta, &k, &d, 0);
 }
 
+int tld_reader_record_get(tld_reader *r, const void *key, size_t klen, const void **val,
+                          size_t *vlen)
+{
+	MDB_val k = {klen, (void *)key}, v;
+	int rc = mdb_get(r->txn, r->st->meta, &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? TLD_ENOENT : tld_store_err(rc, NULL, "record");
+	*val = v.mv_data;
+	*vlen = v.mv_size;
+	return TLD_OK;
+}
+
+int tld_writer_record_put(tld_writer *w, const void *key, size_t klen, const void *val, size_t vlen,
+                          tld_errbuf *eb)
+{
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+	int rc = mdb_put(w->txn, w->st->meta, &k, &v, 0);
+	return rc == 0 ? TLD_OK : tld_store_err(rc, eb, "record");
+}
+
+int tld_writer_record_prune(tld_writer *w, const void *prefix, size_t plen,
+                            bool (*drop)(const void *val, size_t vlen, void *ctx), void *ctx,
+                            tld_errbuf *eb)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(w->txn, w->st->meta, &cur);
+	if (rc != 0)
+		return tld_store_err(rc, eb, "record");
+	MDB_val k = {plen, (void *)prefix}, v;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size >= plen && memcmp(k.mv_data, prefix, plen) == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (drop(v.mv_data, v.mv_size, ctx) && (rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? TLD_OK : tld_store_err(rc, eb, "record");
+}
+
 /* Checks (or, when empty and writable, writes) the magic and version. */
 static int check_identity(tld_store *st, MDB_txn *txn, bool fresh, const char *dir, tld_errbuf *eb)
 {

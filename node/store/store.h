@@ -285,6 +285,29 @@ typedef struct tld_writer {
 int tld_writer_begin(tld_store *st, tld_writer *w, tld_errbuf *eb);
 /* Commits; on failure (TLD_EMAPFULL, TLD_ESTORE) nothing was written. */
 int tld_writer_commit(tld_writer *w, tld_errbuf *eb);
+
+/*
+ * Small records of the replication layer in the meta database (keys must not
+ * clash with the store's own: begin them with "repl."). Written inside a write
+ * transaction, they commit or vanish with the data it changes.
+ */
+
+/* The record at key in the reader's current snapshot (between
+ * tld_reader_begin and _end): 0 with *val, *vlen set (valid until
+ * tld_reader_end), TLD_ENOENT, or TLD_ESTORE. */
+int tld_reader_record_get(tld_reader *r, const void *key, size_t klen, const void **val,
+                          size_t *vlen);
+
+/* Writes (replaces) the record at key. Returns 0, TLD_EMAPFULL or TLD_ESTORE. */
+int tld_writer_record_put(tld_writer *w, const void *key, size_t klen, const void *val, size_t vlen,
+                          tld_errbuf *eb);
+
+/* Deletes each record whose key starts with prefix and for which drop(value)
+ * is true. Returns 0 or TLD_ESTORE. */
+int tld_writer_record_prune(tld_writer *w, const void *prefix, size_t plen,
+                            bool (*drop)(const void *val, size_t vlen, void *ctx), void *ctx,
+                            tld_errbuf *eb);
+
 /* Discards everything written in the transaction. */
 void tld_writer_abort(tld_writer *w);
 

@@ -547,7 +547,8 @@ def test_rejected_messages(cluster, tmp_path):
     rp.make_key_file(other_key, "other-key")
     p = cluster.ctl("status", key=other_key)
     assert p.returncode == 1 and "unknown_key" in p.stderr, p.stderr
-    # a valid push request sent twice: applied once, the copy rejected as a replay
+    # a valid push request sent twice (as nanomsg does when a connection drops before the
+    # reply): applied once, the copy answered from the push's record, not applied again
     body = b"\x00" + rp.delta_bytes(ORIGIN, 0, 0, [(1, "replayed.tld.", 2, 3600,
                                                     rp.wire_name("ns.example.net."))])
     sent, reply = rp.request(cluster.ctl_url, cluster.key_name, cluster.secret, rp.PUSH_DELTA,
@@ -555,6 +556,12 @@ def test_rejected_messages(cluster, tmp_path):
     assert reply and reply["type"] == rp.REPLY, reply
     status = struct.unpack(">i", reply["body"][17:21])[0]
     assert status == 0, reply
+    _, reply = rp.request(cluster.ctl_url, "", b"", 0, b"", raw=sent)
+    assert reply and reply["type"] == rp.REPLY, reply
+    assert struct.unpack(">i", reply["body"][17:21])[0] == 0 and b"applied once" in reply["body"]
+    # other requests sent twice are still replays
+    sent, reply = rp.request(cluster.ctl_url, cluster.key_name, cluster.secret, rp.STATUS, b"")
+    assert reply and reply["type"] == rp.REPLY, reply
     _, reply = rp.request(cluster.ctl_url, "", b"", 0, b"", raw=sent)
     assert reply and reply["type"] == rp.NOTICE and "replay" in reply["text"], reply
     _, reply = rp.request(cluster.ctl_url, cluster.key_name, cluster.secret, rp.STATUS, b"",
@@ -566,6 +573,33 @@ def test_rejected_messages(cluster, tmp_path):
     assert c["rejected_replay"] >= 1 and c["rejected_stale"] >= 1, c
     cluster.wait_in_sync()
     assert r1.query("replayed.tld.", "NS").authority
+
+
+def test_push_sent_again_after_a_restart_is_not_applied_twice(cluster, tmp_path):
+    """The primary commits a push and is killed before its reply leaves; nanomsg sends the
+    request again to the restarted primary (within the 10 s it accepts requests sent before
+    it started). It must not apply the push a second time: the record written with the
+    push answers it, with the serial and change count of the first time."""
+    cluster.start_primary(zone_text=SMALL_ZONE)
+    r1 = cluster.start_replica("r1")
+    cluster.wait_in_sync()
+    serial = cluster.serial(cluster.primary)
+    body = b"\x00" + rp.delta_bytes(ORIGIN, 0, 0, [(1, "once.tld.", 2, 3600,
+                                                    rp.wire_name("ns.example.net."))])
+    sent, reply = rp.request(cluster.ctl_url, cluster.key_name, cluster.secret, rp.PUSH_DELTA,
+                             body)
+    assert reply and struct.unpack(">i", reply["body"][17:21])[0] == 0, reply
+    first = struct.unpack(">III", reply["body"][21:33])  # serial from, to, changes
+    assert first[:2] == (serial, serial + 1), first
+    cluster.primary.kill9()
+    cluster.restart_primary()
+    _, reply = rp.request(cluster.ctl_url, "", b"", 0, b"", raw=sent)
+    assert reply and reply["type"] == rp.REPLY, reply
+    assert struct.unpack(">i", reply["body"][17:21])[0] == 0 and b"applied once" in reply["body"]
+    assert struct.unpack(">III", reply["body"][21:33]) == first, reply
+    assert cluster.serial(cluster.primary) == serial + 1  # not applied again
+    cluster.wait_in_sync()
+    assert cluster.serial(r1) == serial + 1
 
 
 def test_push_dname_served_everywhere(cluster, tmp_path):
