@@ -210,6 +210,12 @@ int tld_replay_check(tld_replay *g, const tld_msg *m, uint64_t now_ms, enum tld_
 	if (e == NULL) {
 		if (g->single_source && m->time_ms < g->newest_time)
 			return reject(why, TLD_REJ_REPLAY, TLD_ESERIAL);
+		/* One source: a newer sender is its next run, and the runs before
+		 * it are over. Forgetting them keeps the table from filling up
+		 * with dead runs (which would refuse the next one), and refuses any
+		 * late message of theirs: it is older than the newest seen. */
+		if (g->single_source)
+			g->n = 0;
 		if ((e = replay_add(g, m->sender, now_ms)) == NULL)
 			return reject(why, TLD_REJ_REPLAY, TLD_ESERIAL);
 	} else if (m->seq <= e->last_seq) {

@@ -180,6 +180,16 @@ static void test_replay_single_source(void **state)
 	assert_int_equal(tld_replay_check(&g, &restarted, now, &why), 0);
 	assert_int_equal(tld_replay_check(&g, &earlier_run, now, &why), TLD_ESERIAL);
 	assert_int_equal(why, TLD_REJ_REPLAY);
+	/* the first run is over: its later messages are refused */
+	tld_msg first_later = msg_at(1, 8, now - 400);
+	assert_int_equal(tld_replay_check(&g, &first_later, now, &why), TLD_ESERIAL);
+	/* many more runs than the table holds (8), one after the other: each is taken */
+	for (uint64_t run = 0; run < 100; run++) {
+		tld_msg m = msg_at(100 + run, 1, now + run), m2 = msg_at(100 + run, 2, now + run);
+		assert_int_equal(tld_replay_check(&g, &m, now + run, &why), 0);
+		assert_int_equal(tld_replay_check(&g, &m2, now + run, &why), 0);
+		assert_int_equal(tld_replay_check(&g, &m, now + run, &why), TLD_ESERIAL);
+	}
 	tld_replay_free(&g);
 }
 
