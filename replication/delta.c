@@ -424,16 +424,10 @@ static void owners_sort(struct owners *o)
 	o->n = n;
 }
 
-/* Types that never belong in a zone: meta types and OPT. */
-static bool zone_type(uint16_t t)
-{
-	return t != 0 && t != TLD_T_OPT && (t < TLD_T_TKEY || t > TLD_T_ANY);
-}
-
 /* Checks what the rules below need from one operation's data. */
 static int op_check(struct apply *a, const tld_delta_op *op)
 {
-	if (!zone_type(op->type))
+	if (!tld_rrtype_is_data(op->type))
 		return rrset_err(a->eb, op->owner, op->type, "op %" PRIu32 ": not a zone data type",
 		                 a->opno);
 	if (op->type == TLD_T_RRSIG && op->rdlen < SIG_MIN)

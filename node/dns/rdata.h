@@ -13,8 +13,12 @@
  * Walks rd[0, len) along the type's layout (libknot's RDATA descriptors):
  * fixed-size fields must be present, every embedded domain name must be a
  * valid uncompressed wire name (tld_name_check) inside the RDATA, NAPTR's
- * character-strings must fit, and nothing may be left over unless the layout
- * ends with a free-form remainder. Types without a known layout (and RFC 3597
+ * character-strings must fit, and nothing may be left over. Where the layout
+ * ends in a free-form remainder, the types that give it a structure are held
+ * to it: TXT/SPF/HINFO character-strings filling it exactly; NSEC and NSEC3
+ * type bitmaps (RFC 4034 4.1.2); NSEC3's salt and hash and NSEC3PARAM's
+ * salt lengths; a non-empty digest, key or signature (DS, CDS, DLV, DNSKEY,
+ * CDNSKEY, RRSIG); CAA's tag. Types without a known layout (and RFC 3597
  * unknown types) accept any RDATA.
  *
  * A zone parser already enforces this for the text forms of known types; the

@@ -58,3 +58,8 @@ int tld_rrtype_from_text(const char *text)
 	}
 	return TLD_EINVAL;
 }
+
+bool tld_rrtype_is_data(uint16_t t)
+{
+	return t != 0 && t != TLD_T_OPT && (t < 128 || t > 255);
+}

@@ -3,6 +3,7 @@
 #define TLD_RRTYPE_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 enum {
@@ -77,5 +78,9 @@ int tld_rrtype_to_text(uint16_t type, char *buf, size_t len);
 /* Parses a mnemonic (case-insensitive) or TYPEnnn. Returns the type number
  * (>= 0) or TLD_EINVAL. */
 int tld_rrtype_from_text(const char *text);
+
+/* Whether records of type t may be zone data: not 0, not OPT (41), and not a
+ * Q- or meta-type (128..255: TKEY, TSIG, IXFR, AXFR, ANY...; RFC 6895 3.1). */
+bool tld_rrtype_is_data(uint16_t t);
 
 #endif

@@ -104,6 +104,8 @@ static int rec_error(tld_zdata *zd, const struct rec *r, const char *fmt, ...)
 	                rec_owner_text(zd, r, owner, sizeof(owner)), type, why);
 }
 
+#define TLD_TTL_MAX 0x7fffffffu /* the largest TTL (RFC 2181 8) */
+
 static void warnf(tld_zdata *zd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void warnf(tld_zdata *zd, const char *fmt, ...)
 {
@@ -203,6 +205,11 @@ static int add_record(tld_zdata *zd, zs_scanner_t *s)
 		zd->last_key_len = r.key_len;
 	}
 	r.ttl = s->r_ttl;
+	if (r.ttl > TLD_TTL_MAX) { /* RFC 2181 8: resolvers would take it for 0 */
+		warnf(zd, "%s:%u: TTL %u is above %u (RFC 2181 8): %u is stored", zd->files[r.file],
+		      r.line, r.ttl, TLD_TTL_MAX, TLD_TTL_MAX);
+		r.ttl = TLD_TTL_MAX;
+	}
 	r.rdlen = (uint16_t)s->r_data_length;
 	r.type = s->r_type;
 	if (s->r_type == TLD_T_RRSIG) {
@@ -211,6 +218,12 @@ static int add_record(tld_zdata *zd, zs_scanner_t *s)
 			                zd->files[r.file], r.line);
 		r.is_sig = 1;
 		r.type = (uint16_t)(s->r_data[0] << 8 | s->r_data[1]);
+	}
+	if (!tld_rrtype_is_data(s->r_type)) {
+		char tname[32];
+		tld_rrtype_to_text(s->r_type, tname, sizeof(tname));
+		return tld_errf(zd->eb, TLD_EZONE, "%s:%u: %s is not a zone data type",
+		                zd->files[r.file], r.line, tname);
 	}
 	if (tld_rdata_check(s->r_type, s->r_data, s->r_data_length) < 0) {
 		char tname[32];
@@ -672,6 +685,34 @@ static void check_ttls(tld_zdata *zd, size_t begin, size_t end)
 	}
 }
 
+static bool same_rrset(const tld_zdata *zd, const struct rec *a, const struct rec *b);
+
+/* The most an RRset with its RRSIGs may take in a response: a 65535-byte
+ * message less its header, the longest question and an OPT RR. */
+#define RRSET_WIRE_MAX (65535u - 12 - (255 + 4) - 11)
+
+/* Refuses an RRset that no DNS message can carry, even over TCP: the server
+ * could only ever answer it with TC=1 and nothing. Each RR is counted with a
+ * compressed owner (2 bytes), its fixed fields (10) and its RDATA. */
+static int check_rrset_sizes(tld_zdata *zd)
+{
+	for (size_t i = 0, j; i < zd->nsorted; i = j) {
+		size_t wire = 0;
+		for (j = i; j < zd->nsorted && same_rrset(zd, zd->sorted[i], zd->sorted[j]); j++)
+			wire += 12u + zd->sorted[j]->rdlen;
+		if (wire > RRSET_WIRE_MAX) {
+			char type[32];
+			tld_rrtype_to_text(zd->sorted[i]->type, type, sizeof(type));
+			return rec_error(
+			    zd, zd->sorted[i],
+			    "%s RRset of %zu records takes %zu bytes on the wire, more "
+			    "than a DNS message can carry (%u)",
+			    type, j - i, wire, RRSET_WIRE_MAX);
+		}
+	}
+	return TLD_OK;
+}
+
 /* ---- public ---- */
 
 static int finish_load(tld_zdata *zd, const char *name, tld_import_stats *stats, double t0)
@@ -683,6 +724,8 @@ static int finish_load(tld_zdata *zd, const char *name, tld_import_stats *stats,
 	int err = sort_records(zd);
 	if (err == 0)
 		err = check_zone(zd);
+	if (err == 0)
+		err = check_rrset_sizes(zd);
 	stats->serial = zd->serial;
 	stats->check_s = now_s() - t1;
 	return err;

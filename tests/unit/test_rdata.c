@@ -54,10 +54,42 @@ static void test_rrsig_and_naptr(void **state)
 	assert_int_equal(CHECK_RD(TLD_T_NAPTR, "\0\1\0\2\1U\x30"), TLD_ERDATA);
 }
 
+static void test_structured_remainders(void **state)
+{
+	(void)state;
+	/* character-strings filling the RDATA exactly */
+	assert_int_equal(CHECK_RD(TLD_T_TXT, "\5hello\0\2ab"), TLD_OK);
+	assert_int_equal(CHECK_RD(TLD_T_TXT, "\5AA"), TLD_ERDATA);
+	assert_int_equal(tld_rdata_check(TLD_T_TXT, NULL, 0), TLD_ERDATA);
+	assert_int_equal(CHECK_RD(13 /* HINFO */, "\3cpu\2os"), TLD_OK);
+	assert_int_equal(CHECK_RD(13, "\3cpu\2os\1x"), TLD_ERDATA);
+	/* NSEC: a name, then a type bitmap of increasing windows, no trailing zero */
+	assert_int_equal(CHECK_RD(TLD_T_NSEC, "\1b\0\0\6\x40\x01\0\0\0\3"), TLD_OK);
+	assert_int_equal(CHECK_RD(TLD_T_NSEC, "\1b\0\0\2\x40\0"), TLD_ERDATA);
+	assert_int_equal(CHECK_RD(TLD_T_NSEC, "\1b\0\1\1\1\0\1\1"), TLD_ERDATA);
+	assert_int_equal(CHECK_RD(TLD_T_NSEC, "\1b\0\0\x21"), TLD_ERDATA);
+	/* NSEC3: algorithm, flags, iterations, salt, hash (1+ bytes), bitmap */
+	assert_int_equal(CHECK_RD(TLD_T_NSEC3, "\1\1\0\0\2\xab\xcd\2\x11\x22\0\1\x40"), TLD_OK);
+	assert_int_equal(CHECK_RD(TLD_T_NSEC3, "\1\0\0\0\5"), TLD_ERDATA);
+	assert_int_equal(CHECK_RD(TLD_T_NSEC3, "\1\0\0\0\0\0"), TLD_ERDATA); /* no hash */
+	/* NSEC3PARAM: exactly the salt its length announces */
+	assert_int_equal(CHECK_RD(TLD_T_NSEC3PARAM, "\1\0\0\0\1\xaa"), TLD_OK);
+	assert_int_equal(CHECK_RD(TLD_T_NSEC3PARAM, "\1\0\0\5"), TLD_ERDATA);
+	assert_int_equal(CHECK_RD(TLD_T_NSEC3PARAM, "\1\0\0\0\1\xaa\xbb"), TLD_ERDATA);
+	/* DS and DNSKEY need a digest or a key */
+	assert_int_equal(CHECK_RD(TLD_T_DS, "\0\1\x08\1\xaa"), TLD_OK);
+	assert_int_equal(CHECK_RD(TLD_T_DS, "\0\1\x08\1"), TLD_ERDATA);
+	assert_int_equal(CHECK_RD(TLD_T_DNSKEY, "\1\1\3\x0d"), TLD_ERDATA);
+	/* CAA: flags, a tag of 1..15 characters, the value */
+	assert_int_equal(CHECK_RD(257, "\0\5issueca.example"), TLD_OK);
+	assert_int_equal(CHECK_RD(257, "\0\0"), TLD_ERDATA);
+	assert_int_equal(CHECK_RD(257, "\0\x10issue"), TLD_ERDATA);
+}
+
 static void test_free_form(void **state)
 {
 	(void)state;
-	/* TXT and unknown types have no layout to check beyond their length. */
+	/* Unknown types have no layout to check beyond their length. */
 	assert_int_equal(CHECK_RD(TLD_T_TXT, "\5hello"), TLD_OK);
 	assert_int_equal(CHECK_RD(65534, "\x0a\x0b\x0c\x0d"), TLD_OK);
 	assert_int_equal(tld_rdata_check(65534, NULL, 0), TLD_OK);
@@ -66,9 +98,8 @@ static void test_free_form(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_names),
-	    cmocka_unit_test(test_fixed_fields),
-	    cmocka_unit_test(test_rrsig_and_naptr),
+	    cmocka_unit_test(test_names),           cmocka_unit_test(test_fixed_fields),
+	    cmocka_unit_test(test_rrsig_and_naptr), cmocka_unit_test(test_structured_remainders),
 	    cmocka_unit_test(test_free_form),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
