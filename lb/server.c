@@ -17,6 +17,7 @@
 
 #include <stdatomic.h>
 
+#include <sodium.h>
 #include <uv.h>
 
 #include "../node/common/log.h"
@@ -102,8 +103,10 @@ struct worker {
 
 /* Connections per client address, shared by the workers: a client's
  * connections land on any worker (SO_REUSEPORT hashes the 4-tuple). Slots
- * are indexed by a hash of the address; two clients sharing a slot share
- * a cap, which errs on the safe side. */
+ * are indexed by a keyed hash (SipHash, a random key per process) of the
+ * address; two clients sharing a slot share a cap, which errs on the safe
+ * side. Keyed, so that nobody can pick an address that shares a victim's
+ * slot and use up its cap. */
 #define CLIENT_SLOTS 4096
 
 struct tld_server {
@@ -113,6 +116,7 @@ struct tld_server {
 	unsigned nworkers;
 	sem_t ready;
 	_Atomic unsigned client_conns[CLIENT_SLOTS];
+	uint8_t slot_key[crypto_shorthash_KEYBYTES];
 };
 
 /* ---- options and addresses ---- */
@@ -237,6 +241,19 @@ fail:;
 	close(fd);
 	return tld_errf(eb, TLD_EIO, "%s (%s): %s", text, type == SOCK_DGRAM ? "udp" : "tcp",
 	                strerror(e));
+}
+
+int tld_server_check_listen(const tld_server_opts *o, tld_errbuf *eb)
+{
+	static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+	for (unsigned i = 0; i < o->nlisten; i++)
+		for (int t = 0; t < 2; t++) {
+			int fd = sock_open(&o->listen[i], types[t], o, eb);
+			if (fd < 0)
+				return fd;
+			close(fd);
+		}
+	return TLD_OK;
 }
 
 /* ---- CPU steering (--pin-cpus) ---- */
@@ -638,7 +655,7 @@ static void on_conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 }
 
 /* Slot of a client address in client_conns. */
-static int client_slot(const struct sockaddr_storage *ss)
+static int client_slot(const struct tld_server *srv, const struct sockaddr_storage *ss)
 {
 	const uint8_t *p;
 	size_t n;
@@ -651,17 +668,16 @@ static int client_slot(const struct sockaddr_storage *ss)
 	} else {
 		return -1;
 	}
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return (int)(h % CLIENT_SLOTS);
+	uint8_t h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, p, n, srv->slot_key);
+	return (int)(((uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16) % CLIENT_SLOTS);
 }
 
 /* Counts the connection against its client's cap; false when over it. */
 static bool client_admit(struct tcp_conn *c)
 {
 	tld_server *s = c->w->srv;
-	c->client_slot = client_slot(&c->peer);
+	c->client_slot = client_slot(c->w->srv, &c->peer);
 	if (c->client_slot < 0)
 		return true;
 	unsigned n = atomic_fetch_add(&s->client_conns[c->client_slot], 1) + 1;
@@ -778,14 +794,21 @@ static void close_walk(uv_handle_t *h, void *arg)
 		conn_stop(h->data);
 }
 
+/* At most this many batches are answered from each UDP socket at a stop:
+ * more than a 4 MiB receive buffer of queries holds. */
+#define STOP_DRAIN_BATCHES 256
+
 static void on_stop(uv_async_t *a)
 {
 	struct worker *w = a->data;
 	w->stopping = true;
 	for (unsigned i = 0; i < w->nudp; i++) {
 		/* Answer what the socket already holds, then stop reading. A
-		 * successor holding the same socket reads what arrives next. */
-		while (udp_batch(&w->udp[i]) > 0)
+		 * successor holding the same socket reads what arrives next.
+		 * Bounded: under a steady flood the queue never empties, and a
+		 * stop (or a reload) must still end. */
+		for (int round = 0; round < STOP_DRAIN_BATCHES && udp_batch(&w->udp[i]) > 0;
+		     round++)
 			;
 		uv_poll_stop(&w->udp[i].poll);
 		uv_close((uv_handle_t *)&w->udp[i].poll, NULL);
@@ -965,9 +988,12 @@ static void worker_discard(struct worker *w)
 int tld_server_start(tld_server **out, const tld_server_opts *o, const tld_handler *h,
                      tld_errbuf *eb)
 {
+	if (sodium_init() < 0)
+		return tld_errf(eb, TLD_EIO, "libsodium cannot start (no randomness?)");
 	tld_server *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return tld_errf(eb, TLD_ENOMEM, "out of memory");
+	crypto_shorthash_keygen(s->slot_key);
 	s->opts = *o;
 	s->h = *h;
 	if (s->opts.workers == 0) {

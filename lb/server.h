@@ -107,6 +107,13 @@ void tld_addr_format(const struct sockaddr *sa, char *buf, size_t len);
 
 typedef struct tld_server tld_server;
 
+/* Binds, then closes, a UDP and a TCP socket on every listen address, as the
+ * workers will (SO_REUSEPORT, so addresses this user's running server holds
+ * are fine). tldnode --check runs it so that a reload (SIGHUP) to an
+ * address that cannot be bound is refused while the old process still
+ * serves. Returns 0 or TLD_EIO with the address and reason in eb. */
+int tld_server_check_listen(const tld_server_opts *o, tld_errbuf *eb);
+
 /* Creates every socket (so bind errors are reported here, with the address),
  * then starts the workers. Errors: TLD_EIO (socket/bind), TLD_ENOMEM,
  * TLD_EINVAL (a handler's worker_init failed). */

@@ -44,7 +44,8 @@ static const char usage_text[] =
     "  --udp-buffer BYTES      UDP socket receive and send buffers (default 4 MiB)\n"
     "  --map-size BYTES        LMDB map size (default 64 GiB of address space)\n"
     "  --log-level LEVEL       error, warning, info (default) or debug\n"
-    "  --check                 open the store, report its zones and exit\n"
+    "  --check                 open the store, report its zones, test-bind every\n"
+    "                          listen address, and exit\n"
     "  --config FILE           options from FILE, one per line (\"listen 127.0.0.1:53\");\n"
     "                          SIGHUP re-reads it and re-opens the store, losing nothing\n"
     "  --metrics ADDR:PORT     serve Prometheus metrics over HTTP there\n"
@@ -705,9 +706,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if ((err = report_zones(st, cf.store)) < 0 || cf.check) {
+		/* --check fails when the zones cannot be read, or an address bound */
+		if (err == 0 && (err = tld_server_check_listen(&cf.server, &eb)) < 0)
+			tld_log(TLD_LOG_ERR, "%s", eb.msg);
 		tld_store_close(st);
 		tld_rrl_free(rrl);
-		return err < 0 ? 1 : 0; /* --check fails when the zones cannot be read */
+		return err < 0 ? 1 : 0;
 	}
 
 	/* Signals go to the main thread only: block them before any worker starts. */

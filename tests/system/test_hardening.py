@@ -410,6 +410,18 @@ def test_tcp_max_per_client(tldnode_server, sample_store):
         s.close()
 
 
+def test_tcp_cap_slot_cannot_be_aimed_at(tldnode_server, sample_store):
+    """Under the unkeyed hash the per-client cap used, 127.0.10.191 shared 127.0.0.1's
+    slot: holding the cap's connections from it shut 127.0.0.1 out of TCP. The slot hash is
+    keyed per process now (a chance collision is 1 in 4096)."""
+    node = tldnode_server(sample_store, "--tcp-max-per-client", "4", listen=["127.0.0.1"])
+    held = [served(node.port, "127.0.10.191") for _ in range(4)]
+    victim = served(node.port, "127.0.0.1")
+    assert tcp_exchange(victim, query_wire("www.sample.")) is not None
+    for s in held + [victim]:
+        s.close()
+
+
 def test_tcp_idle_and_half_sent(tldnode_server, sample_store):
     """--tcp-idle-ms 300: a silent connection, a half-sent message and a client dripping a
     message byte by byte (only a complete query restarts the clock) are all closed after about

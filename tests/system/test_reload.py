@@ -79,6 +79,20 @@ def test_sighup_with_broken_config_keeps_serving(reloadable):
     assert chaos_id(port) == "first"
 
 
+def test_sighup_to_an_address_that_cannot_be_bound_keeps_serving(reloadable):
+    """A reload that adds a listen address this host does not have is refused by the check
+    before the re-exec (which would otherwise fail to bind and exit, closing every socket):
+    the process keeps serving its old configuration."""
+    proc, port, conf, log, _ = reloadable
+    conf.write_text(f"listen 127.0.0.1:{port}\nlisten 198.51.100.7:{port}\nidentity second\n")
+    os.kill(proc.pid, signal.SIGHUP)
+    wait_log(log, "does not check out")
+    assert "198.51.100.7" in log.read_text(errors="replace")
+    time.sleep(0.5)
+    assert proc.poll() is None
+    assert chaos_id(port) == "first"
+
+
 def test_sighup_reopens_a_replaced_store(reloadable, tldctl, sample_zone, tmp_path):
     proc, port, conf, log, store = reloadable
     before = soa_serial(port)
