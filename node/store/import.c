@@ -668,10 +668,21 @@ static int check_zone(tld_zdata *zd)
 }
 
 /* Warns once per RRset whose records disagree on TTL. */
+/* The record of sorted[begin, end) read first (records are stored in
+ * reading order; RRSIGs aside), whose TTL the RRset takes. */
+static const struct rec *first_read(const tld_zdata *zd, size_t begin, size_t end)
+{
+	const struct rec *first = NULL;
+	for (size_t i = begin; i < end; i++)
+		if (!zd->sorted[i]->is_sig && (first == NULL || zd->sorted[i] < first))
+			first = zd->sorted[i];
+	return first != NULL ? first : zd->sorted[begin];
+}
+
 static void check_ttls(tld_zdata *zd, size_t begin, size_t end)
 {
-	const struct rec *first = zd->sorted[begin];
-	for (size_t i = begin + 1; i < end; i++) {
+	const struct rec *first = first_read(zd, begin, end);
+	for (size_t i = begin; i < end; i++) {
 		const struct rec *r = zd->sorted[i];
 		if (!r->is_sig && r->ttl != first->ttl) {
 			char owner[TLD_NAME_TXTMAX], type[32];
@@ -896,7 +907,6 @@ static int build_value(tld_zdata *zd, size_t begin, size_t end, struct buf *b)
 {
 	b->len = 0;
 	uint16_t nrr = 0, nsig = 0;
-	uint32_t ttl = 0;
 	int err = buf_need(b, 8);
 	if (err < 0)
 		return err;
@@ -908,8 +918,8 @@ static int build_value(tld_zdata *zd, size_t begin, size_t end, struct buf *b)
 		if (r->is_sig) {
 			buf_be32(b, r->ttl);
 			nsig++;
-		} else if (nrr++ == 0) {
-			ttl = r->ttl;
+		} else {
+			nrr++;
 		}
 		if (nrr == UINT16_MAX || nsig == UINT16_MAX)
 			return TLD_ESPACE;
@@ -917,8 +927,7 @@ static int build_value(tld_zdata *zd, size_t begin, size_t end, struct buf *b)
 		memcpy(b->p + b->len, rec_rdata(zd, r), r->rdlen);
 		b->len += r->rdlen;
 	}
-	if (nrr == 0) /* signatures only: keep their TTL */
-		ttl = zd->sorted[begin]->ttl;
+	uint32_t ttl = first_read(zd, begin, end)->ttl; /* signatures only: theirs */
 	size_t len = b->len;
 	b->len = 0;
 	buf_be32(b, ttl);

@@ -258,6 +258,14 @@ def test_ttl_mismatch_warns_and_uses_first(tldctl, tmp_store, tmp_path):
     www = [l.split() for l in dump_zone(tldctl, tmp_store, "tld.").splitlines()
            if l.startswith("www.tld.")]
     assert [w[1] for w in www] == ["3600", "3600"]
+    # the first line's TTL, also when its RDATA does not sort first
+    z = write_zone(tmp_path / "ttl2.zone",
+                   HEAD + "www 100 IN A 192.0.2.9\nwww 50 IN A 192.0.2.1\nwww 200 IN A 192.0.2.5\n")
+    p = import_zone(tldctl, tmp_store, z)
+    assert "TTL 50 differs from 100 in the same RRset; using 100" in p.stderr, p.stderr
+    www = [l.split() for l in dump_zone(tldctl, tmp_store, "tld.").splitlines()
+           if l.startswith("www.tld.")]
+    assert [w[1] for w in www] == ["100", "100", "100"]
 
 
 def test_warnings_capped_but_counted(tldctl, tmp_store, tmp_path):
