@@ -3,11 +3,14 @@
 #include "../common/bytes.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libzscanner/scanner.h>
 
@@ -816,15 +819,57 @@ static int input_string(zs_scanner_t *s, const void *text, size_t len)
 	return zs_set_input_string(s, text, len);
 }
 
+/* Whether text, the end of a zone file, ends in a $ directive ($INCLUDE,
+ * $ORIGIN, $TTL) with no newline after it: libzscanner skips such a line
+ * without a word, and a skipped $INCLUDE loses every record it names. */
+static bool open_last_directive(const char *text, size_t n)
+{
+	if (n == 0 || text[n - 1] == '\n')
+		return false;
+	size_t start = n;
+	while (start > 0 && text[start - 1] != '\n')
+		start--;
+	while (start < n && (text[start] == ' ' || text[start] == '\t'))
+		start++;
+	return start < n && text[start] == '$';
+}
+
+#define TAIL_BYTES 4096 /* a directive line is shorter than this */
+
+static bool file_ends_in_open_directive(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	bool open_end = false;
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+		char tail[TAIL_BYTES];
+		off_t n = st.st_size < TAIL_BYTES ? st.st_size : TAIL_BYTES;
+		open_end = pread(fd, tail, (size_t)n, st.st_size - n) == n &&
+		           open_last_directive(tail, (size_t)n);
+	}
+	close(fd);
+	return open_end;
+}
+
+#define OPEN_DIRECTIVE_WHY                                                                         \
+	"%s: the last line, a $ directive, has no newline after it, and the zone parser "          \
+	"would skip it (and any records it includes): end the file with a newline"
+
 int tld_zdata_load(const char *path, const tld_import_opts *o, tld_zdata **out,
                    tld_import_stats *stats, tld_errbuf *eb)
 {
+	if (file_ends_in_open_directive(path))
+		return tld_errf(eb, TLD_ESYNTAX, OPEN_DIRECTIVE_WHY, path);
 	return load_common(input_file, path, 0, path, o, out, stats, eb);
 }
 
 int tld_zdata_load_string(const char *text, size_t len, const char *name, const tld_import_opts *o,
                           tld_zdata **out, tld_import_stats *stats, tld_errbuf *eb)
 {
+	if (open_last_directive(text, len))
+		return tld_errf(eb, TLD_ESYNTAX, OPEN_DIRECTIVE_WHY, name);
 	return load_common(input_string, text, len, name, o, out, stats, eb);
 }
 

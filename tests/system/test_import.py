@@ -73,6 +73,8 @@ EXPECTED = {
     "meta-type-opt.zone": ("meta-type-opt.zone", (7,), "OPT is not a zone data type"),
     "rrset-too-large.zone": ("rrset-too-large.zone", (7,),
                              "more than a DNS message can carry"),
+    "include-last-line-no-newline.zone": ("include-last-line-no-newline.zone", None,
+                                          "has no newline after it"),
     "include-missing.zone": ("include-missing.zone", (7,),
                              "cannot open $INCLUDE file"),
     "include-error.zone": ("include-error.part.zone", (4,), "invalid IPv4 address"),
@@ -84,7 +86,7 @@ EXPECTED = {
 }
 
 # Files in tests/zones/broken that are only $INCLUDEd by another.
-INCLUDED_ONLY = {"include-error.part.zone"}
+INCLUDED_ONLY = {"include-error.part.zone", "include-last-line.part.zone"}
 
 # What the messages should say, where today's message does not (strict xfail:
 # when the importer is fixed these pass, and the marker must go).
