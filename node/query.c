@@ -218,6 +218,14 @@ static int put_rrset(struct ctx *c, int sec, const uint8_t *owner, const tld_rrs
 	return 0;
 }
 
+/* A stored record could not be written (a store from before import checked
+ * RDATA layouts, or damage): the answer becomes an empty SERVFAIL. */
+static void store_damaged(struct ctx *c)
+{
+	c->damaged = c->full = true;
+	c->e->stats.store_errors++;
+}
+
 /* A required RRset: when it does not fit, the response is truncated. When
  * its stored RDATA cannot be written (a store from before import checked
  * RDATA layouts, or damage), the answer becomes SERVFAIL: TC would send the
@@ -231,8 +239,7 @@ static void put_required(struct ctx *c, int sec, const uint8_t *owner, const tld
 	if (rc == TLD_ESPACE) {
 		truncate_resp(c);
 	} else if (rc < 0) {
-		c->damaged = c->full = true;
-		c->e->stats.store_errors++;
+		store_damaged(c);
 	}
 }
 
@@ -669,8 +676,7 @@ static int dname_answer(struct ctx *c, const uint8_t *name, const uint8_t *owner
 	p = dname.rrs;
 	if (!tld_rr_next(&p, dname.sigs, NULL, &target, &tlen) ||
 	    tld_name_check(target, tlen) <= 0) {
-		c->damaged = true;
-		c->e->stats.store_errors++;
+		store_damaged(c);
 		return 0;
 	}
 	/* The DNAME's owner as the query spells it: owner less its first labels. */

@@ -141,11 +141,14 @@ static void reply_push(tld_wbuf *b, const tld_msg *m, uint32_t from, uint32_t to
 #define PUSH_RECORD_MS     (3600u * 1000)
 #define PUSH_RECORD_PREFIX "repl.push."
 
-struct push_record { /* big-endian on disk, in this order */
-	uint64_t seq, time_ms;
+/* On disk, big-endian: seq u64 | time_ms u64 | from u32 | to u32 | ops u32 |
+ * apex (wire). Read back, the seq has matched and the time is not needed. */
+struct push_record {
 	uint32_t from, to, ops;
 	uint8_t apex[TLD_NAME_MAX];
 };
+
+#define PUSH_RESULT_FMT "%s: serial %u -> %u, %u changes" /* zone, from, to, ops */
 
 static size_t push_record_key(uint64_t sender, uint8_t *key)
 {
@@ -197,8 +200,6 @@ static bool push_record_find(tld_repl *r, const tld_msg *m, struct push_record *
 	    len > 28 && tld_get_be64(v) == m->seq &&
 	    tld_name_check((const uint8_t *)v + 28, len - 28) == (int)(len - 28)) {
 		const uint8_t *p = v;
-		pr->seq = m->seq;
-		pr->time_ms = tld_get_be64(p + 8);
 		pr->from = tld_get_be32(p + 16);
 		pr->to = tld_get_be32(p + 20);
 		pr->ops = tld_get_be32(p + 24);
@@ -348,7 +349,7 @@ static void push_done(tld_repl *r, const tld_msg *m, tld_wbuf *out, int err, con
 	}
 	repl_count(r, TLD_RC_PUSHES, 1);
 	char text[600];
-	snprintf(text, sizeof(text), "%s: serial %u -> %u, %u changes", what, from, to, ops);
+	snprintf(text, sizeof(text), PUSH_RESULT_FMT, what, from, to, ops);
 	tld_log(TLD_LOG_INFO, "push committed and published: %s", text);
 	reply_push(out, m, from, to, ops, text);
 }
@@ -788,8 +789,9 @@ static void send_notice(tld_repl *r, enum tld_reject why)
 	nn_send(r->p->rep, buf, n, NN_DONTWAIT);
 }
 
-/* A push committed before (see push records): answered from its record. */
-static bool push_came_back(tld_repl *r, const tld_msg *m)
+/* A push committed before (see push records): its reply, from the record,
+ * into out. False when m is no such push. */
+static bool push_came_back(tld_repl *r, const tld_msg *m, tld_wbuf *out)
 {
 	struct push_record pr;
 	if ((m->type != TLD_MSG_PUSH_ZONE && m->type != TLD_MSG_PUSH_DELTA) ||
@@ -797,16 +799,24 @@ static bool push_came_back(tld_repl *r, const tld_msg *m)
 		return false;
 	char text[1200];
 	snprintf(text, sizeof(text),
-	         "%s: serial %u -> %u, %u changes (sent again after a lost "
-	         "reply: applied once)",
+	         PUSH_RESULT_FMT " (sent again after a lost reply: applied once)",
 	         repl_name(pr.apex).s, pr.from, pr.to, pr.ops);
 	tld_log(TLD_LOG_INFO, "push came back: %s", text);
-	tld_wbuf out = {0};
-	reply_push(&out, m, pr.from, pr.to, pr.ops, text);
-	if (!out.oom && repl_send(r, r->p->rep, TLD_MSG_REPLY, out.p, out.len, 0) < 0)
-		tld_log(TLD_LOG_WARN, "control: reply not sent: %s", nn_strerror(nn_errno()));
-	tld_wbuf_free(&out);
+	reply_push(out, m, pr.from, pr.to, pr.ops, text);
 	return true;
+}
+
+/* Sends the reply built in out (or, if building it ran out of memory, an
+ * error saying so) and frees out. */
+static void send_reply(tld_repl *r, const tld_msg *m, tld_wbuf *out)
+{
+	if (out->oom) {
+		tld_wbuf_free(out);
+		reply_error(out, m, TLD_ENOMEM, "out of memory");
+	}
+	if (repl_send(r, r->p->rep, TLD_MSG_REPLY, out->p, out->len, 0) < 0)
+		tld_log(TLD_LOG_WARN, "control: reply not sent: %s", nn_strerror(nn_errno()));
+	tld_wbuf_free(out);
 }
 
 /* Authenticates one request and answers it (a REP socket must answer each). */
@@ -814,9 +824,10 @@ static void serve_request(tld_repl *r, const uint8_t *buf, size_t len)
 {
 	tld_msg m;
 	enum tld_reject why;
+	tld_wbuf out = {0};
 	bool opened = tld_msg_open(r->o.keys, buf, len, &m, &why) == 0;
-	if (opened && push_came_back(r, &m))
-		return;
+	if (opened && push_came_back(r, &m, &out))
+		return send_reply(r, &m, &out);
 	if (!opened || tld_replay_check(&r->p->guard, &m, tld_now_ms(), &why) < 0) {
 		/* m is filled only when the envelope opened (a stale or replayed
 		 * message); for a bad MAC or an unknown key it is not. */
@@ -828,15 +839,8 @@ static void serve_request(tld_repl *r, const uint8_t *buf, size_t len)
 		return send_notice(r, TLD_REJ_MISMATCH);
 	}
 	repl_count(r, TLD_RC_REQUESTS, 1);
-	tld_wbuf out = {0};
 	dispatch(r, &m, &out);
-	if (out.oom) {
-		tld_wbuf_free(&out);
-		reply_error(&out, &m, TLD_ENOMEM, "out of memory");
-	}
-	if (repl_send(r, r->p->rep, TLD_MSG_REPLY, out.p, out.len, 0) < 0)
-		tld_log(TLD_LOG_WARN, "control: reply not sent: %s", nn_strerror(nn_errno()));
-	tld_wbuf_free(&out);
+	send_reply(r, &m, &out);
 }
 
 static void drain_requests(tld_repl *r)

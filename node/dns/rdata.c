@@ -54,10 +54,10 @@ static bool type_bitmap(const uint8_t *rd, size_t len)
 	return true;
 }
 
-/* The free-form end of the RDATA (for most types libknot describes, the whole
- * of it) of types whose layout libknot leaves open there; a generic (RFC 3597) record of such a
- * type would otherwise pass with anything, which later writers (the wire, the dump) are not built
- * for. */
+/* The free-form end of the RDATA (for most types libknot describes, the
+ * whole of it) of types whose layout libknot leaves open there: a generic
+ * (RFC 3597) record of such a type would otherwise pass with anything, which
+ * later writers (the wire, the dump) are not built for. */
 static bool remainder_ok(uint16_t type, const uint8_t *rd, size_t len)
 {
 	switch (type) {
