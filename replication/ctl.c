@@ -46,6 +46,14 @@ static int connect_primary(const tld_ctl_opts *o, tld_keyring *kr, tld_client *c
 	return 0;
 }
 
+/* Undoes connect_primary(), checking that no nanomsg buffer was left held. */
+static void disconnect_primary(tld_client *cl, tld_keyring *kr)
+{
+	tld_client_close(cl);
+	tld_nn_check_released("tldctl");
+	tld_keyring_clear(kr);
+}
+
 /* One request and its reply; prints why on failure (returns 1). */
 static int call(tld_client *cl, const tld_ctl_opts *o, uint8_t type, const tld_wbuf *body,
                 tld_reply *rep)
@@ -176,9 +184,7 @@ int tld_ctl_push(const tld_ctl_opts *o)
 		const uint8_t *text = tld_r_bytes(&rep.rest, n);
 		printf("pushed %.*s\n", text ? (int)n : 0, text ? (const char *)text : "");
 	}
-	tld_client_close(&cl);
-	tld_nn_check_released("tldctl");
-	tld_keyring_clear(&kr);
+	disconnect_primary(&cl, &kr);
 	return rc;
 }
 
@@ -309,8 +315,6 @@ int tld_ctl_status(const tld_ctl_opts *o)
 		rc = failf("status", rep.text);
 	else if (rc == 0)
 		rc = print_status(o, &rep.rest);
-	tld_client_close(&cl);
-	tld_nn_check_released("tldctl");
-	tld_keyring_clear(&kr);
+	disconnect_primary(&cl, &kr);
 	return rc;
 }
